@@ -1,0 +1,75 @@
+#include <iostream>
+
+#include "common.h"
+#include "kubeca/config.h"
+#include "kubeca/pki.h"
+
+namespace kubeca::cli {
+
+int cmd_certs(const std::vector<std::string>& args) {
+  po::options_description desc("Options");
+  desc.add_options()("action", po::value<std::string>()->required(), "list | check-expiration")(
+      "pki", po::value<std::string>()->required(), "the PKI folder")(
+      "warn", po::value<std::string>()->default_value("720h"),
+      "check-expiration flags certificates that expire within this time")(
+      "json", "print as JSON");
+  po::positional_options_description pos;
+  pos.add("action", 1);
+  po::variables_map vm;
+  if (!parse(args, "Usage: kubeca certs list|check-expiration --pki DIR [--json]\n\n"
+                   "Lists every certificate in the PKI folder (and in its kubeconfigs) with\n"
+                   "its expiry, residual time, CA, serial and status.",
+             desc, vm, &pos)) {
+    return 0;
+  }
+  const std::string action = vm["action"].as<std::string>();
+  if (action != "list" && action != "check-expiration") {
+    throw UsageError("unknown action \"" + action + "\" (list or check-expiration)");
+  }
+  const auto now = std::chrono::system_clock::now();
+  const auto warn = parse_duration(vm["warn"].as<std::string>());
+  const auto certs = list_certificates(vm["pki"].as<std::string>(), now, warn);
+  auto residual = [&](const CertStatus& c) {
+    return format_duration(std::chrono::duration_cast<std::chrono::seconds>(c.not_after - now));
+  };
+  if (vm.count("json")) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& c : certs) {
+      out.push_back({{"name", c.name},
+                     {"subject", c.subject},
+                     {"expires", format_time(c.not_after)},
+                     {"residual_seconds",
+                      std::chrono::duration_cast<std::chrono::seconds>(c.not_after - now).count()},
+                     {"certificate_authority", c.issuer},
+                     {"is_ca", c.is_ca},
+                     {"serial", c.serial},
+                     {"status", c.status}});
+    }
+    print_json(out);
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"CERTIFICATE", "EXPIRES", "RESIDUAL TIME", "CERTIFICATE AUTHORITY", "SERIAL",
+                  "STATUS"});
+  if (action == "check-expiration") rows[0].push_back("WARNING");
+  bool header_ca = false;
+  for (const auto& c : certs) {
+    if (c.is_ca && !header_ca) {
+      rows.push_back({});
+      rows.push_back({"CERTIFICATE AUTHORITY", "EXPIRES", "RESIDUAL TIME", "", "SERIAL", "STATUS"});
+      header_ca = true;
+    }
+    std::vector<std::string> row{c.name, format_time(c.not_after), residual(c), c.issuer,
+                                 c.serial, c.status};
+    if (action == "check-expiration") {
+      row.push_back(c.status == "expired"    ? "EXPIRED: renew now"
+                    : c.status == "expiring" ? "expires within " + vm["warn"].as<std::string>()
+                                             : "");
+    }
+    rows.push_back(row);
+  }
+  print_table(rows);
+  return 0;
+}
+
+}  // namespace kubeca::cli

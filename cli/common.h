@@ -1,0 +1,51 @@
+// What every subcommand shares: option parsing, the error contract, output helpers.
+#pragma once
+
+#include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "kubeca/config.h"
+
+namespace kubeca::cli {
+
+namespace po = boost::program_options;
+
+// Bad usage: exit code 2, like InputError.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(const std::vector<std::string>& args);
+};
+
+// Parses args against desc (and positionals); prints help and returns false on --help.
+bool parse(const std::vector<std::string>& args, const std::string& usage,
+           po::options_description& desc, po::variables_map& vm,
+           const po::positional_options_description* positional = nullptr);
+
+bool stdout_is_terminal();
+bool stderr_is_terminal();
+
+// A table with a header row, columns padded: kubeadm's look.
+void print_table(const std::vector<std::vector<std::string>>& rows);
+void print_json(const nlohmann::json& j);
+
+// "[3/20] apiserver" on one terminal line, overwritten as work goes on.
+void progress_line(size_t done, size_t total, const std::string& what);
+
+Config load_config_from(const po::variables_map& vm);
+
+int cmd_init(const std::vector<std::string>& args);
+int cmd_issue(const std::vector<std::string>& args);
+int cmd_kubeconfig(const std::vector<std::string>& args);
+int cmd_certs(const std::vector<std::string>& args);
+int cmd_demo(const std::vector<std::string>& args);
+
+}  // namespace kubeca::cli

@@ -1,0 +1,44 @@
+#include <iostream>
+
+#include "common.h"
+#include "kubeca/pki.h"
+
+namespace kubeca::cli {
+
+int cmd_init(const std::vector<std::string>& args) {
+  po::options_description desc("Options");
+  desc.add_options()("config,c", po::value<std::string>(), "cluster.yaml")(
+      "env-file", po::value<std::string>(), "the seed's shell variables (MASTER_HOST=...)")(
+      "pki", po::value<std::string>()->required(), "the PKI folder to create or complete")(
+      "json", "print what was made as JSON");
+  po::variables_map vm;
+  if (!parse(args, "Usage: kubeca init --config cluster.yaml --pki DIR [--env-file F] [--json]\n\n"
+                   "Creates the cluster CA, every certificate the flavor needs and the\n"
+                   "kubeconfigs. Re-running creates what is missing and changes nothing else.",
+             desc, vm)) {
+    return 0;
+  }
+  const Config config = load_config_from(vm);
+  const std::string dir = vm["pki"].as<std::string>();
+  const auto report = init_pki(config, dir, std::chrono::system_clock::now(), progress_line);
+  if (vm.count("json")) {
+    nlohmann::json files = nlohmann::json::array();
+    for (const auto& f : report.files) files.push_back({{"path", f.path}, {"created", f.created}});
+    print_json({{"pki", dir},
+                {"flavor", to_string(config.flavor)},
+                {"key_algorithm", config.key_algorithm},
+                {"created", report.created()},
+                {"elapsed_ms", report.elapsed.count()},
+                {"files", files}});
+    return 0;
+  }
+  for (const auto& f : report.files) {
+    std::cout << (f.created ? "[created] " : "[kept]    ") << dir << "/" << f.path << "\n";
+  }
+  std::cout << report.created() << " files created, " << report.files.size() - report.created()
+            << " kept, in " << report.elapsed.count() << " ms (" << to_string(config.flavor)
+            << ", " << config.key_algorithm << ")\n";
+  return 0;
+}
+
+}  // namespace kubeca::cli

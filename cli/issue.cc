@@ -1,0 +1,87 @@
+#include <iostream>
+
+#include "common.h"
+#include "kubeca/pki.h"
+
+namespace kubeca::cli {
+
+int cmd_issue(const std::vector<std::string>& args) {
+  po::options_description desc("Options");
+  desc.add_options()("profile", po::value<std::string>()->required(), "the profile")(
+      "pki", po::value<std::string>()->required(), "the PKI folder holding the CA")(
+      "config,c", po::value<std::string>(), "cluster.yaml (the apiserver and signer need it)")(
+      "env-file", po::value<std::string>(), "the seed's shell variables")(
+      "name", po::value<std::string>(), "node or member name (kubelet, etcd-server, etcd-peer)")(
+      "ip", po::value<std::vector<std::string>>(), "an IP SAN; repeat for more")(
+      "dns", po::value<std::vector<std::string>>(), "a DNS SAN; repeat for more")(
+      "key-algorithm", po::value<std::string>(), "overrides pki.key_algorithm")(
+      "flavor", po::value<std::string>(), "modern or coreos-2016 without --config")(
+      "out", po::value<std::string>(), "write PREFIX.pem and PREFIX-key.pem")(
+      "json", "print the result as JSON");
+  po::positional_options_description pos;
+  pos.add("profile", 1);
+  po::variables_map vm;
+  std::string profiles;
+  for (Profile p : all_profiles()) {
+    if (!profile_is_ca(p)) profiles += std::string(profiles.empty() ? "" : ", ") + to_string(p);
+  }
+  if (!parse(args, "Usage: kubeca issue PROFILE --pki DIR [--config F] [--name N] [--ip IP]... "
+                   "[--dns D]... [--out PREFIX]\n\nIssues one certificate with a new key. "
+                   "Profiles: " + profiles,
+             desc, vm, &pos)) {
+    return 0;
+  }
+  const auto profile = parse_profile(vm["profile"].as<std::string>());
+  if (!profile || profile_is_ca(*profile)) {
+    throw UsageError("unknown profile \"" + vm["profile"].as<std::string>() +
+                     "\" (one of: " + profiles + ")");
+  }
+  Config config;
+  if (vm.count("config") || vm.count("env-file")) {
+    config = load_config_from(vm);
+  } else {
+    if (*profile == Profile::kApiserver || *profile == Profile::kSigner) {
+      throw UsageError(std::string("profile ") + to_string(*profile) + " needs --config");
+    }
+    config.master_host = "127.0.0.1";
+    config.master_name = "localhost";
+    validate(config);
+  }
+  if (vm.count("flavor")) {
+    const std::string f = vm["flavor"].as<std::string>();
+    if (f != "modern" && f != "coreos-2016") throw UsageError("--flavor: modern or coreos-2016");
+    config.flavor = f == "modern" ? Flavor::kModern : Flavor::kCoreos2016;
+  }
+  std::string algo = vm.count("key-algorithm") ? vm["key-algorithm"].as<std::string>()
+                                               : config.key_algorithm;
+  const auto algorithm = parse_key_algorithm(algo);
+  if (!algorithm) throw UsageError("--key-algorithm: unknown \"" + algo + "\"");
+  Identity id;
+  if (vm.count("name")) id.name = vm["name"].as<std::string>();
+  if (vm.count("ip")) id.ips = vm["ip"].as<std::vector<std::string>>();
+  if (vm.count("dns")) id.dns = vm["dns"].as<std::vector<std::string>>();
+  const CertSpec spec = make_spec(config, *profile, id);
+  const fs::path dir = vm["pki"].as<std::string>();
+  auto ca = load_ca(dir, issuer_of(*profile), config.flavor);
+  const fs::path prefix = vm.count("out") ? fs::path(vm["out"].as<std::string>())
+                                          : cert_path(dir, spec.file).replace_extension();
+  const auto issued =
+      issue_to_files(*ca, spec, *algorithm, prefix, std::chrono::system_clock::now());
+  const std::string cert_file = prefix.string() + ".pem", key_file = prefix.string() + "-key.pem";
+  if (vm.count("json")) {
+    print_json({{"profile", to_string(*profile)},
+                {"subject", describe(spec)},
+                {"serial", serial_hex(issued.cert)},
+                {"not_after", format_time(issued.cert.not_after().to_std_timepoint())},
+                {"certificate", cert_file},
+                {"key", key_file}});
+  } else {
+    std::cout << "issued " << to_string(*profile) << " " << describe(spec) << "\n  serial "
+              << serial_hex(issued.cert) << ", expires "
+              << format_time(issued.cert.not_after().to_std_timepoint()) << "\n  " << cert_file
+              << "\n  " << key_file << "\n";
+  }
+  return 0;
+}
+
+}  // namespace kubeca::cli

@@ -1,0 +1,44 @@
+#include <iostream>
+
+#include "common.h"
+#include "kubeca/fs.h"
+#include "kubeca/kubeconfig.h"
+#include "kubeca/pki.h"
+
+namespace kubeca::cli {
+
+int cmd_kubeconfig(const std::vector<std::string>& args) {
+  po::options_description desc("Options");
+  desc.add_options()("pki", po::value<std::string>()->required(), "the PKI folder")(
+      "user", po::value<std::string>()->required(),
+      "admin, or the file name of a certificate in the PKI (kubelet-NODE, kube-proxy, ...)")(
+      "server", po::value<std::string>()->required(), "the API server (or signer) URL")(
+      "cluster-name", po::value<std::string>()->default_value("kubernetes"), "cluster entry name")(
+      "out", po::value<std::string>()->required(), "the kubeconfig file to write (0600)");
+  po::variables_map vm;
+  if (!parse(args, "Usage: kubeca kubeconfig --pki DIR --user admin|NAME --server URL --out FILE\n\n"
+                   "Writes a kubeconfig embedding the CA, the user's certificate and key.",
+             desc, vm)) {
+    return 0;
+  }
+  const fs::path dir = vm["pki"].as<std::string>();
+  const std::string user = vm["user"].as<std::string>();
+  if (user.find("..") != std::string::npos) throw UsageError("--user: no '..' in a name");
+  const std::string server = vm["server"].as<std::string>();
+  if (server.rfind("https://", 0) != 0) throw UsageError("--server: must be an https:// URL");
+  const fs::path cert = cert_path(dir, user), key = key_path(dir, user);
+  if (!file_exists(cert)) {
+    throw InputError("--user: " + cert.string() + " not found (issue it with `kubeca issue`)");
+  }
+  const std::string cert_pem = read_file(cert);
+  const auto parsed = parse_certificate_pem(cert_pem);
+  const auto cn = parsed.subject_info("X520.CommonName");
+  KubeconfigSpec spec{vm["cluster-name"].as<std::string>(), server, read_file(cert_path(dir, "ca")),
+                      cn.empty() ? user : cn.front(), cert_pem, read_file(key)};
+  write_file_atomic(vm["out"].as<std::string>(), render_kubeconfig(spec), 0600);
+  std::cout << "wrote " << vm["out"].as<std::string>() << " for " << spec.user << " at " << server
+            << "\n";
+  return 0;
+}
+
+}  // namespace kubeca::cli

@@ -1,0 +1,64 @@
+// A certificate authority: a certificate and its key, issuing from CertSpecs.
+#pragma once
+
+#include <botan/bigint.h>
+#include <botan/pk_keys.h>
+#include <botan/rng.h>
+#include <botan/x509cert.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "kubeca/profile.h"
+
+namespace kubeca {
+
+using TimePoint = std::chrono::system_clock::time_point;
+
+// A positive 128-bit serial with the top bit set, so every serial has the same length.
+Botan::BigInt random_serial(Botan::RandomNumberGenerator& rng);
+
+class Ca {
+ public:
+  Ca(Botan::X509_Certificate cert, std::unique_ptr<Botan::Private_Key> key);
+
+  // A new self-signed CA for a CA profile.
+  static std::unique_ptr<Ca> create(const CertSpec& spec, std::unique_ptr<Botan::Private_Key> key,
+                                    TimePoint now, Botan::RandomNumberGenerator& rng);
+  // Loads ca.pem + ca-key.pem; throws with the file named when they do not match.
+  static std::unique_ptr<Ca> load(const std::filesystem::path& cert_pem,
+                                  const std::filesystem::path& key_pem);
+
+  // Issues a certificate for `subject_key` from `spec` alone. notBefore is now - 5 min,
+  // notAfter now + validity capped at the CA's own notAfter. Thread-safe.
+  Botan::X509_Certificate issue(const CertSpec& spec, const Botan::Public_Key& subject_key,
+                                TimePoint now, const Botan::BigInt& serial,
+                                Botan::RandomNumberGenerator& rng) const;
+
+  const Botan::X509_Certificate& certificate() const { return cert_; }
+  const Botan::Private_Key& key() const { return *key_; }
+  std::string certificate_pem() const;
+
+  // Put a CRL distribution point with this URL in every certificate issued from now on.
+  void set_crl_url(std::string url) { crl_url_ = std::move(url); }
+  const std::string& crl_url() const { return crl_url_; }
+
+ private:
+  Botan::X509_Certificate cert_;
+  std::unique_ptr<Botan::Private_Key> key_;
+  std::string crl_url_;
+  mutable std::mutex mu_;  // Botan's PK_Signer is not thread-safe
+};
+
+// SHA-256 of the certificate's SubjectPublicKeyInfo, "sha256:HEX" (kubeadm's CA pin).
+std::string ca_pin(const Botan::X509_Certificate& cert);
+std::string to_pem(const Botan::X509_Certificate& cert);
+Botan::X509_Certificate parse_certificate_pem(const std::string& pem);
+std::string serial_hex(const Botan::X509_Certificate& cert);
+// True when `key` is the certificate's key (SubjectPublicKeyInfo compared).
+bool key_matches(const Botan::X509_Certificate& cert, const Botan::Public_Key& key);
+
+}  // namespace kubeca

@@ -1,0 +1,37 @@
+// Key pairs: the six algorithms kubeca issues, PEM in and out.
+#pragma once
+
+#include <botan/pk_keys.h>
+#include <botan/rng.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kubeca {
+
+enum class KeyAlgorithm { kRsa2048, kRsa3072, kRsa4096, kEcdsaP256, kEcdsaP384, kEd25519 };
+
+std::optional<KeyAlgorithm> parse_key_algorithm(const std::string& name);
+const char* to_string(KeyAlgorithm a);
+
+std::unique_ptr<Botan::Private_Key> generate_key(KeyAlgorithm a, Botan::RandomNumberGenerator& rng);
+
+// Generates n keys on up to `threads` threads: RSA costs tens of milliseconds each.
+std::vector<std::unique_ptr<Botan::Private_Key>> generate_keys(KeyAlgorithm a, size_t n,
+                                                               unsigned threads = 0);
+
+std::string private_key_pem(const Botan::Private_Key& key);  // PKCS#8
+std::string public_key_pem(const Botan::Public_Key& key);    // SubjectPublicKeyInfo
+std::unique_ptr<Botan::Private_Key> load_private_key_pem(const std::string& pem);
+
+// The hash to sign with for a key of this type: SHA-384 for P-384, none for Ed25519.
+std::string signature_hash(const Botan::Public_Key& key);
+bool is_rsa(const Botan::Public_Key& key);
+
+// Refuses keys the policy forbids: RSA below 2048 bits, curves other than P-256/P-384,
+// anything but RSA, ECDSA and Ed25519. Returns the reason, or empty when acceptable.
+std::string weak_key_reason(const Botan::Public_Key& key);
+
+}  // namespace kubeca

@@ -1,0 +1,29 @@
+// kubeconfig files: a cluster (server + CA), a user (certificate + key), one context.
+#pragma once
+
+#include <string>
+
+namespace kubeca {
+
+struct KubeconfigSpec {
+  std::string cluster_name;
+  std::string server;
+  std::string ca_pem;
+  std::string user;
+  std::string client_cert_pem;
+  std::string client_key_pem;
+};
+
+// Deterministic output: the same inputs give the same bytes.
+std::string render_kubeconfig(const KubeconfigSpec& spec);
+
+struct KubeconfigCredentials {
+  std::string server;
+  std::string ca_pem;
+  std::string client_cert_pem;
+  std::string client_key_pem;
+};
+// Reads the current context's cluster and user (embedded data or file paths).
+KubeconfigCredentials read_kubeconfig(const std::string& path);
+
+}  // namespace kubeca

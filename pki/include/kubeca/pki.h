@@ -1,0 +1,75 @@
+// The cluster PKI folder: what `kubeca init` creates and the other commands read.
+#pragma once
+
+#include <botan/x509cert.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kubeca/ca.h"
+#include "kubeca/config.h"
+#include "kubeca/keys.h"
+#include "kubeca/profile.h"
+
+namespace kubeca {
+
+namespace fs = std::filesystem;
+
+struct PkiFile {
+  std::string path;  // relative to the PKI folder
+  bool created = false;
+};
+
+struct InitReport {
+  std::vector<PkiFile> files;
+  std::chrono::milliseconds elapsed{0};
+  size_t created() const;
+};
+
+using Progress = std::function<void(size_t done, size_t total, const std::string& what)>;
+
+// Every certificate, key and kubeconfig the config's flavor calls for. Creates what is
+// missing and keeps everything else byte for byte; computes all before writing anything.
+// An existing certificate whose identity differs from the config is an error, not a rewrite.
+InitReport init_pki(const Config& config, const fs::path& dir, TimePoint now,
+                    const Progress& progress = {});
+
+// The specs init creates, CAs first.
+std::vector<CertSpec> planned_certificates(const Config& config);
+
+fs::path cert_path(const fs::path& dir, const std::string& file);  // DIR/file.pem
+fs::path key_path(const fs::path& dir, const std::string& file);   // DIR/file-key.pem
+
+// The CA of `issuer` (ca, front-proxy-ca or etcd-ca) from the folder.
+std::unique_ptr<Ca> load_ca(const fs::path& dir, Profile issuer, Flavor flavor);
+
+struct Issued {
+  Botan::X509_Certificate cert;
+  std::string cert_pem;
+  std::string key_pem;
+};
+// Issues spec with a new key of `algorithm` and writes PREFIX.pem / PREFIX-key.pem;
+// refuses to overwrite an existing pair.
+Issued issue_to_files(const Ca& ca, const CertSpec& spec, KeyAlgorithm algorithm,
+                      const fs::path& prefix, TimePoint now);
+
+struct CertStatus {
+  std::string name;  // "apiserver", "etcd/server", "admin.conf"
+  std::string subject;
+  std::string issuer;  // the CA's file name, or its subject when it is not in the folder
+  std::string serial;
+  TimePoint not_after;
+  bool is_ca = false;
+  std::string status;  // valid | expiring | expired | not-yet-valid
+};
+// Every certificate in the folder (PEM files and those embedded in *.conf), sorted.
+std::vector<CertStatus> list_certificates(const fs::path& dir, TimePoint now,
+                                          std::chrono::seconds warn = std::chrono::hours(24 * 30));
+
+std::string format_time(TimePoint t);  // RFC 3339, UTC
+
+}  // namespace kubeca

@@ -1,0 +1,91 @@
+#include "kubeca/kubeconfig.h"
+
+#include <botan/base64.h>
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+
+#include "kubeca/config.h"
+#include "kubeca/fs.h"
+
+namespace kubeca {
+
+namespace {
+std::string b64(const std::string& s) {
+  return Botan::base64_encode(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+}
+}  // namespace
+
+std::string render_kubeconfig(const KubeconfigSpec& s) {
+  const std::string context = s.user + "@" + s.cluster_name;
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  out << YAML::Key << "apiVersion" << YAML::Value << "v1";
+  out << YAML::Key << "kind" << YAML::Value << "Config";
+  out << YAML::Key << "clusters" << YAML::Value << YAML::BeginSeq << YAML::BeginMap;
+  out << YAML::Key << "name" << YAML::Value << s.cluster_name;
+  out << YAML::Key << "cluster" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "certificate-authority-data" << YAML::Value << b64(s.ca_pem);
+  out << YAML::Key << "server" << YAML::Value << s.server;
+  out << YAML::EndMap << YAML::EndMap << YAML::EndSeq;
+  out << YAML::Key << "contexts" << YAML::Value << YAML::BeginSeq << YAML::BeginMap;
+  out << YAML::Key << "name" << YAML::Value << context;
+  out << YAML::Key << "context" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "cluster" << YAML::Value << s.cluster_name;
+  out << YAML::Key << "user" << YAML::Value << s.user;
+  out << YAML::EndMap << YAML::EndMap << YAML::EndSeq;
+  out << YAML::Key << "current-context" << YAML::Value << context;
+  out << YAML::Key << "preferences" << YAML::Value << YAML::BeginMap << YAML::EndMap;
+  out << YAML::Key << "users" << YAML::Value << YAML::BeginSeq << YAML::BeginMap;
+  out << YAML::Key << "name" << YAML::Value << s.user;
+  out << YAML::Key << "user" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "client-certificate-data" << YAML::Value << b64(s.client_cert_pem);
+  out << YAML::Key << "client-key-data" << YAML::Value << b64(s.client_key_pem);
+  out << YAML::EndMap << YAML::EndMap << YAML::EndSeq;
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+KubeconfigCredentials read_kubeconfig(const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    throw InputError(path + ": " + e.what());
+  }
+  const std::filesystem::path base = std::filesystem::path(path).parent_path();
+  auto find = [&](const char* list, const std::string& name) -> YAML::Node {
+    for (const auto& item : root[list]) {
+      if (item["name"] && item["name"].as<std::string>() == name) return item;
+    }
+    throw InputError(path + ": no " + std::string(list) + " entry named \"" + name + "\"");
+  };
+  auto data = [&](const YAML::Node& n, const std::string& key) -> std::string {
+    if (n[key + "-data"]) {
+      const auto bytes = Botan::base64_decode(n[key + "-data"].as<std::string>());
+      return std::string(bytes.begin(), bytes.end());
+    }
+    if (n[key]) {
+      std::filesystem::path p = n[key].as<std::string>();
+      return read_file(p.is_absolute() ? p : base / p);
+    }
+    return "";
+  };
+  try {
+    const std::string current = root["current-context"].as<std::string>("");
+    if (current.empty()) throw InputError(path + ": no current-context");
+    const YAML::Node ctx = find("contexts", current)["context"];
+    const YAML::Node cluster = find("clusters", ctx["cluster"].as<std::string>())["cluster"];
+    const YAML::Node user = find("users", ctx["user"].as<std::string>())["user"];
+    KubeconfigCredentials c;
+    c.server = cluster["server"].as<std::string>("");
+    c.ca_pem = data(cluster, "certificate-authority");
+    c.client_cert_pem = data(user, "client-certificate");
+    c.client_key_pem = data(user, "client-key");
+    return c;
+  } catch (const YAML::Exception& e) {
+    throw InputError(path + ": " + e.what());
+  }
+}
+
+}  // namespace kubeca

@@ -1,0 +1,353 @@
+#include "kubeca/pki.h"
+
+#include <botan/auto_rng.h>
+#include <botan/base64.h>
+#include <botan/data_src.h>
+#include <botan/pkix_types.h>
+#include <botan/x509_key.h>
+#include <sys/stat.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <ctime>
+#include <map>
+#include <set>
+
+#include "kubeca/fs.h"
+#include "kubeca/kubeconfig.h"
+
+namespace kubeca {
+
+size_t InitReport::created() const {
+  return static_cast<size_t>(
+      std::count_if(files.begin(), files.end(), [](const PkiFile& f) { return f.created; }));
+}
+
+fs::path cert_path(const fs::path& dir, const std::string& file) { return dir / (file + ".pem"); }
+fs::path key_path(const fs::path& dir, const std::string& file) {
+  return dir / (file + "-key.pem");
+}
+
+std::vector<CertSpec> planned_certificates(const Config& c) {
+  const bool modern = c.flavor == Flavor::kModern;
+  std::vector<CertSpec> out;
+  auto add = [&](Profile p, const Identity& id = {}) { out.push_back(make_spec(c, p, id)); };
+  add(Profile::kCa);
+  if (modern) {
+    add(Profile::kFrontProxyCa);
+    add(Profile::kEtcdCa);
+  }
+  add(Profile::kApiserver);
+  add(Profile::kAdmin);
+  add(Profile::kSigner);
+  if (modern) add(Profile::kKubelet, {c.master_name, {c.master_host}, {}});
+  for (const auto& w : c.workers) add(Profile::kKubelet, {w.name, {w.ip}, {}});
+  if (modern) {
+    for (Profile p : {Profile::kKubeProxy, Profile::kControllerManager, Profile::kScheduler,
+                      Profile::kApiserverKubeletClient, Profile::kFrontProxyClient,
+                      Profile::kEtcdServer, Profile::kEtcdPeer, Profile::kEtcdHealthcheckClient,
+                      Profile::kApiserverEtcdClient}) {
+      add(p);
+    }
+  }
+  return out;
+}
+
+namespace {
+
+std::string dn_string(const Botan::X509_DN& dn) {
+  std::string out;
+  for (const auto& [oid, value] : dn.dn_info()) {
+    const std::string name = oid.to_formatted_string();
+    std::string key = name == "X520.CommonName"      ? "CN"
+                      : name == "X520.Organization" ? "O"
+                                                    : name;
+    out += (out.empty() ? "" : ", ") + key + "=" + value.value();
+  }
+  return out;
+}
+
+// The identity a certificate stands for: subject and the SANs Botan can read.
+CertSpec identity_of(const Botan::X509_Certificate& cert) {
+  CertSpec s;
+  const auto cn = cert.subject_info("X520.CommonName");
+  s.common_name = cn.empty() ? "" : cn.front();
+  s.organizations = cert.subject_info("X520.Organization");
+  for (const auto& [type, value] : cert.subject_alt_name().get_attributes()) {
+    if (type == "DNS") s.dns_names.push_back(value);
+    if (type == "IP") s.ip_addresses.push_back(value);
+  }
+  return s;
+}
+
+// Botan reads IPv4 SANs only: compare on what it can read, sorted.
+std::string normalized(CertSpec s) {
+  s.ip_addresses.erase(std::remove_if(s.ip_addresses.begin(), s.ip_addresses.end(),
+                                      [](const std::string& ip) {
+                                        return ip.find(':') != std::string::npos;
+                                      }),
+                       s.ip_addresses.end());
+  std::sort(s.dns_names.begin(), s.dns_names.end());
+  std::sort(s.ip_addresses.begin(), s.ip_addresses.end());
+  std::sort(s.organizations.begin(), s.organizations.end());
+  return describe(s);
+}
+
+struct Item {
+  CertSpec spec;
+  bool have_cert = false, have_key = false;
+  std::string cert_pem, key_pem;
+  std::unique_ptr<Botan::Private_Key> key;
+  std::unique_ptr<Botan::X509_Certificate> cert;
+};
+
+struct Output {
+  fs::path rel;
+  std::string data;
+  unsigned mode;
+};
+
+}  // namespace
+
+std::unique_ptr<Ca> load_ca(const fs::path& dir, Profile issuer, Flavor flavor) {
+  Config c;
+  c.flavor = flavor;
+  c.master_host = "127.0.0.1";
+  const std::string file = make_spec(c, issuer).file;
+  const fs::path cert = cert_path(dir, file), key = key_path(dir, file);
+  if (!file_exists(cert)) {
+    throw std::runtime_error(cert.string() + " not found: run `kubeca init` first");
+  }
+  if (!file_exists(key)) {
+    throw std::runtime_error(key.string() + " not found: the CA key is needed to issue");
+  }
+  return Ca::load(cert, key);
+}
+
+InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now,
+                    const Progress& progress) {
+  const auto started = std::chrono::steady_clock::now();
+  const KeyAlgorithm algorithm = *parse_key_algorithm(c.key_algorithm);
+  std::vector<Item> items;
+  for (auto& spec : planned_certificates(c)) items.push_back(Item{std::move(spec), false, false, "", "", nullptr, nullptr});
+  const size_t total = items.size() + 1;
+  size_t done = 0;
+
+  // Read what is there; decide what to make.
+  size_t missing_keys = 0;
+  for (auto& it : items) {
+    const fs::path cp = cert_path(dir, it.spec.file), kp = key_path(dir, it.spec.file);
+    it.have_cert = file_exists(cp);
+    it.have_key = file_exists(kp);
+    if (it.have_key) {
+      it.key_pem = read_file(kp);
+      try {
+        it.key = load_private_key_pem(it.key_pem);
+      } catch (const std::exception& e) {
+        throw std::runtime_error(kp.string() + ": not a private key (" + e.what() + ")");
+      }
+    }
+    if (it.have_cert) {
+      if (!it.have_key) {
+        throw std::runtime_error(cp.string() + " exists without its key " + kp.string() +
+                                 "; restore the key or move the certificate away");
+      }
+      it.cert_pem = read_file(cp);
+      it.cert = std::make_unique<Botan::X509_Certificate>(parse_certificate_pem(it.cert_pem));
+      if (!key_matches(*it.cert, *it.key)) {
+        throw std::runtime_error(kp.string() + " is not the key of " + cp.string());
+      }
+      if (normalized(identity_of(*it.cert)) != normalized(it.spec)) {
+        throw std::runtime_error(cp.string() + " names " + describe(identity_of(*it.cert)) +
+                                 " but the config asks for " + describe(it.spec) +
+                                 "; renew it with `kubeca certs renew` or move it away");
+      }
+    } else if (!it.have_key) {
+      ++missing_keys;
+    }
+  }
+  const bool need_sa = c.flavor == Flavor::kModern && !file_exists(dir / "sa.key");
+  if (need_sa) ++missing_keys;
+
+  if (progress && missing_keys) progress(done, total, "generating " + std::to_string(missing_keys) + " " + c.key_algorithm + " keys");
+  auto keys = generate_keys(algorithm, missing_keys);
+  size_t next_key = 0;
+  for (auto& it : items) {
+    if (!it.have_cert && !it.have_key) {
+      it.key = std::move(keys[next_key++]);
+      it.key_pem = private_key_pem(*it.key);
+    }
+  }
+
+  Botan::AutoSeeded_RNG rng;
+  std::map<Profile, std::unique_ptr<Ca>> cas;
+  std::vector<Output> outputs;
+  std::set<std::string> serials;
+  std::vector<std::string> others;  // managed files beside the certificate/key pairs
+  for (auto& it : items) {
+    const Profile p = it.spec.profile;
+    if (!it.have_cert) {
+      if (profile_is_ca(p)) {
+        auto key_copy = load_private_key_pem(it.key_pem);
+        auto ca = Ca::create(it.spec, std::move(key_copy), now, rng);
+        it.cert = std::make_unique<Botan::X509_Certificate>(ca->certificate());
+      } else {
+        const Ca& ca = *cas.at(issuer_of(p));
+        Botan::BigInt serial;
+        do {
+          serial = random_serial(rng);
+        } while (!serials.insert(serial.to_hex_string()).second);
+        it.cert = std::make_unique<Botan::X509_Certificate>(ca.issue(it.spec, *it.key, now, serial, rng));
+      }
+      it.cert_pem = to_pem(*it.cert);
+      if (!it.have_key) outputs.push_back({key_path("", it.spec.file), it.key_pem, 0600});
+      outputs.push_back({cert_path("", it.spec.file), it.cert_pem, 0644});
+    }
+    if (profile_is_ca(p)) {
+      cas[p] = std::make_unique<Ca>(*it.cert, load_private_key_pem(it.key_pem));
+    }
+    if (progress) progress(++done, total, it.spec.file);
+  }
+  if (c.flavor == Flavor::kModern) others.insert(others.end(), {"sa.key", "sa.pub"});
+  if (need_sa) {
+    auto& key = keys[next_key++];
+    outputs.push_back({"sa.key", private_key_pem(*key), 0600});
+    outputs.push_back({"sa.pub", public_key_pem(*key), 0644});
+  }
+
+  // Kubeconfigs, rendered from the certificates; written only when their bytes change.
+  auto find = [&](Profile p, const std::string& name) -> const Item* {
+    for (const auto& it : items) {
+      if (it.spec.profile == p && (name.empty() || it.spec.common_name.find(name) != std::string::npos)) return &it;
+    }
+    return nullptr;
+  };
+  const std::string ca_pem = find(Profile::kCa, "")->cert_pem;
+  auto kubeconfig = [&](const std::string& file, const Item& it) {
+    KubeconfigSpec k{c.cluster_name, c.apiserver_url(), ca_pem, it.spec.common_name, it.cert_pem,
+                     it.key_pem};
+    std::string data = render_kubeconfig(k);
+    const fs::path path = dir / file;
+    others.push_back(file);
+    if (!file_exists(path) || read_file(path) != data) outputs.push_back({file, data, 0600});
+  };
+  kubeconfig("admin.conf", *find(Profile::kAdmin, ""));
+  for (const auto& it : items) {
+    if (it.spec.profile != Profile::kKubelet) continue;
+    const std::string node = it.spec.file.substr(
+        c.flavor == Flavor::kModern ? 8 : 0,
+        c.flavor == Flavor::kModern ? std::string::npos : it.spec.file.size() - 7);
+    kubeconfig("kubelet-" + node + ".conf", it);
+  }
+  if (c.flavor == Flavor::kModern) {
+    kubeconfig("kube-proxy.conf", *find(Profile::kKubeProxy, ""));
+    kubeconfig("controller-manager.conf", *find(Profile::kControllerManager, ""));
+    kubeconfig("scheduler.conf", *find(Profile::kScheduler, ""));
+  }
+  if (progress) progress(++done, total, "kubeconfigs");
+
+  // Everything is computed: write it. Keys before certificates, so a crash in between
+  // leaves a key that the next run reuses.
+  fs::create_directories(dir);
+  ::chmod(dir.c_str(), 0700);
+  std::stable_sort(outputs.begin(), outputs.end(), [](const Output& a, const Output& b) {
+    return a.mode < b.mode;
+  });
+  InitReport report;
+  std::set<std::string> created;
+  for (const auto& o : outputs) {
+    write_file_atomic(dir / o.rel, o.data, o.mode);
+    created.insert(o.rel.string());
+  }
+  for (const auto& it : items) {
+    for (const fs::path& rel : {cert_path("", it.spec.file), key_path("", it.spec.file)}) {
+      report.files.push_back({rel.string(), created.count(rel.string()) > 0});
+    }
+  }
+  for (const auto& o : others) report.files.push_back({o, created.count(o) > 0});
+  report.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  return report;
+}
+
+Issued issue_to_files(const Ca& ca, const CertSpec& spec, KeyAlgorithm algorithm,
+                      const fs::path& prefix, TimePoint now) {
+  const fs::path cp = prefix.string() + ".pem", kp = prefix.string() + "-key.pem";
+  for (const auto& p : {cp, kp}) {
+    if (file_exists(p)) {
+      throw std::runtime_error(p.string() +
+                               " exists; choose another --out or renew it with `kubeca certs renew`");
+    }
+  }
+  Botan::AutoSeeded_RNG rng;
+  auto key = generate_key(algorithm, rng);
+  auto cert = ca.issue(spec, *key, now, random_serial(rng), rng);
+  Issued out{cert, to_pem(cert), private_key_pem(*key)};
+  write_file_atomic(kp, out.key_pem, 0600);
+  write_file_atomic(cp, out.cert_pem, 0644);
+  return out;
+}
+
+std::string format_time(TimePoint t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::vector<CertStatus> list_certificates(const fs::path& dir, TimePoint now,
+                                          std::chrono::seconds warn) {
+  if (!fs::is_directory(dir)) throw std::runtime_error(dir.string() + " is not a folder");
+  std::vector<std::pair<std::string, Botan::X509_Certificate>> certs;
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    const fs::path p = entry.path();
+    const std::string rel = fs::relative(p, dir).string();
+    const std::string fname = p.filename().string();
+    if (fname[0] == '.') continue;
+    try {
+      if (p.extension() == ".pem" && fname.find("-key.pem") == std::string::npos) {
+        certs.emplace_back(rel.substr(0, rel.size() - 4), parse_certificate_pem(read_file(p)));
+      } else if (p.extension() == ".conf") {
+        const auto creds = read_kubeconfig(p.string());
+        if (!creds.client_cert_pem.empty()) {
+          certs.emplace_back(rel, parse_certificate_pem(creds.client_cert_pem));
+        }
+      }
+    } catch (const std::exception&) {
+      continue;  // not a certificate: a bundle or a foreign file is not ours to list
+    }
+  }
+  std::map<std::string, std::string> ca_names;  // subject DN -> file name
+  for (const auto& [name, cert] : certs) {
+    if (cert.is_CA_cert()) ca_names[dn_string(cert.subject_dn())] = name;
+  }
+  std::vector<CertStatus> out;
+  for (const auto& [name, cert] : certs) {
+    CertStatus s;
+    s.name = name;
+    s.subject = dn_string(cert.subject_dn());
+    const std::string issuer = dn_string(cert.issuer_dn());
+    s.issuer = cert.is_CA_cert() && issuer == s.subject ? ""
+               : ca_names.count(issuer)                 ? ca_names[issuer]
+                                                        : issuer;
+    s.serial = serial_hex(cert);
+    s.not_after = cert.not_after().to_std_timepoint();
+    s.is_ca = cert.is_CA_cert();
+    const TimePoint not_before = cert.not_before().to_std_timepoint();
+    s.status = now < not_before       ? "not-yet-valid"
+               : now >= s.not_after   ? "expired"
+               : s.not_after - now < warn ? "expiring"
+                                          : "valid";
+    out.push_back(std::move(s));
+  }
+  std::sort(out.begin(), out.end(), [](const CertStatus& a, const CertStatus& b) {
+    if (a.is_ca != b.is_ca) return !a.is_ca;
+    return a.name < b.name;
+  });
+  return out;
+}
+
+}  // namespace kubeca

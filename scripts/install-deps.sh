@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs every Debian package that kubeca's build, tests and benchmarks need (as root).
+set -euo pipefail
+packages=(
+  g++ cmake make pkg-config clang-format
+  libbotan-2-dev botan libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
+  nlohmann-json3-dev libyaml-cpp-dev libboost-program-options-dev libgtest-dev
+  libsqlite3-dev sqlite3 libkainjow-mustache-dev
+  openssl gnutls-bin kubectl etcd-server etcd-client systemd curl
+  golang-cfssl wrk
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
