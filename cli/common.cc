@@ -4,6 +4,9 @@
 
 #include <iostream>
 
+#include "kubeca/fs.h"
+#include "kubeca/kubeconfig.h"
+
 namespace kubeca::cli {
 
 bool parse(const std::vector<std::string>& args, const std::string& usage,
@@ -60,6 +63,46 @@ Config load_config_from(const po::variables_map& vm) {
   const std::string env = vm.count("env-file") ? vm["env-file"].as<std::string>() : "";
   if (yaml.empty() && env.empty()) throw UsageError("--config or --env-file is required");
   return load_config(yaml, env);
+}
+
+void add_admin_options(po::options_description& desc) {
+  desc.add_options()("store", po::value<std::string>(), "act on the store directly: sqlite:PATH")(
+      "kubeconfig", po::value<std::string>(), "an admin kubeconfig whose server is the signer")(
+      "server", po::value<std::string>(), "the signer URL (with the three flags below)")(
+      "certificate-authority", po::value<std::string>(), "the cluster CA (ca.pem)")(
+      "client-certificate", po::value<std::string>(), "an admin certificate (O=system:masters)")(
+      "client-key", po::value<std::string>(), "its key");
+}
+
+AdminTarget admin_target(const po::variables_map& vm) {
+  AdminTarget t;
+  if (vm.count("store")) {
+    t.store = open_store(vm["store"].as<std::string>());
+    return t;
+  }
+  KubeconfigCredentials c;
+  if (vm.count("kubeconfig")) {
+    c = read_kubeconfig(vm["kubeconfig"].as<std::string>());
+  } else if (vm.count("server")) {
+    for (const char* f : {"certificate-authority", "client-certificate", "client-key"}) {
+      if (!vm.count(f)) throw UsageError(std::string("--server needs --") + f);
+    }
+    c.server = vm["server"].as<std::string>();
+    c.ca_pem = read_file(vm["certificate-authority"].as<std::string>());
+    c.client_cert_pem = read_file(vm["client-certificate"].as<std::string>());
+    c.client_key_pem = read_file(vm["client-key"].as<std::string>());
+  } else {
+    throw UsageError("say where: --store URL, --kubeconfig FILE, or --server URL with its flags");
+  }
+  if (c.server.rfind("https://", 0) != 0) throw UsageError("the server must be an https:// URL");
+  if (c.ca_pem.empty()) throw UsageError("the CA of the server is needed to trust it");
+  t.api = std::make_unique<ApiClient>(c.server, c.ca_pem, c.client_cert_pem, c.client_key_pem);
+  return t;
+}
+
+nlohmann::json expect(const HttpResult& r, int status, const std::string& what) {
+  if (r.status != status) throw std::runtime_error(what + ": " + r.describe());
+  return r.json();
 }
 
 }  // namespace kubeca::cli

@@ -7,7 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "kubeca/client.h"
 #include "kubeca/config.h"
+#include "kubeca/store.h"
 
 namespace kubeca::cli {
 
@@ -42,10 +44,25 @@ void progress_line(size_t done, size_t total, const std::string& what);
 
 Config load_config_from(const po::variables_map& vm);
 
+// Admin commands reach either the store (--store URL) or a running service as an admin
+// (--kubeconfig, or --server with --certificate-authority/--client-certificate/--client-key).
+void add_admin_options(po::options_description& desc);
+struct AdminTarget {
+  std::unique_ptr<Store> store;    // set for --store
+  std::unique_ptr<ApiClient> api;  // set for the service
+};
+AdminTarget admin_target(const po::variables_map& vm);
+// The service's answer when it has the expected status; a runtime error naming the refusal.
+nlohmann::json expect(const HttpResult& r, int status, const std::string& what);
+
 int cmd_init(const std::vector<std::string>& args);
 int cmd_issue(const std::vector<std::string>& args);
 int cmd_kubeconfig(const std::vector<std::string>& args);
 int cmd_certs(const std::vector<std::string>& args);
+int cmd_serve(const std::vector<std::string>& args);
+int cmd_token(const std::vector<std::string>& args);
+int cmd_request(const std::vector<std::string>& args);
+int cmd_bootstrap(const std::vector<std::string>& args);
 int cmd_demo(const std::vector<std::string>& args);
 
 }  // namespace kubeca::cli

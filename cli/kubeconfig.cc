@@ -34,7 +34,7 @@ int cmd_kubeconfig(const std::vector<std::string>& args) {
   const auto parsed = parse_certificate_pem(cert_pem);
   const auto cn = parsed.subject_info("X520.CommonName");
   KubeconfigSpec spec{vm["cluster-name"].as<std::string>(), server, read_file(cert_path(dir, "ca")),
-                      cn.empty() ? user : cn.front(), cert_pem, read_file(key)};
+                      cn.empty() ? user : cn.front(), cert_pem, read_file(key), "", "", ""};
   write_file_atomic(vm["out"].as<std::string>(), render_kubeconfig(spec), 0600);
   std::cout << "wrote " << vm["out"].as<std::string>() << " for " << spec.user << " at " << server
             << "\n";

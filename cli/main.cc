@@ -16,6 +16,10 @@ const Command kCommands[] = {
     {"issue", "issue one certificate of a profile from the CA", cmd_issue},
     {"kubeconfig", "write a kubeconfig for a certificate in the PKI", cmd_kubeconfig},
     {"certs", "list, check-expiration: what the PKI holds and when it expires", cmd_certs},
+    {"serve", "run the HTTPS signing service", cmd_serve},
+    {"token", "create, list, revoke: bootstrap tokens for nodes", cmd_token},
+    {"request", "on a node: get its certificate with a token and the CA pin", cmd_request},
+    {"bootstrap", "lay down a host's units, manifests and certificates", cmd_bootstrap},
     {"demo", "the whole story on this machine, in a temporary folder", cmd_demo},
 };
 

@@ -36,6 +36,8 @@ namespace {
 
 std::string q(const std::string& s) { return "\"" + s + "\""; }
 
+constexpr long long kMaxDurationSeconds = 100LL * 365 * 86400;
+
 }  // namespace
 
 std::chrono::seconds parse_duration(const std::string& text) {
@@ -57,6 +59,10 @@ std::chrono::seconds parse_duration(const std::string& text) {
       default:
         throw InputError("duration " + q(text) + " has unknown unit '" +
                          std::string(1, text[i]) + "' (use d, h, m or s)");
+    }
+    // Beyond this, now + duration overflows the clock and the certificate dates wrap.
+    if (total > kMaxDurationSeconds) {
+      throw InputError("duration " + q(text) + " is longer than 100 years (876000h)");
     }
     ++i;
   }
@@ -242,9 +248,7 @@ std::string trim(const std::string& s) {
   return b == std::string::npos ? "" : s.substr(b, e - b + 1);
 }
 
-}  // namespace
-
-void apply_env(Config& c, const std::string& env_text) {
+std::map<std::string, std::string> parse_env(const std::string& env_text) {
   std::map<std::string, std::string> vars;
   std::stringstream ss(env_text);
   std::string line;
@@ -264,6 +268,36 @@ void apply_env(Config& c, const std::string& env_text) {
     }
     vars[line.substr(0, eq)] = value;
   }
+  return vars;
+}
+
+// The seed variable behind a config field ("workers[1].ip" -> WORKER_IP), or "".
+std::string env_name_of(const std::string& field) {
+  static const std::pair<const char*, const char*> kFields[] = {
+      {"master.host", "MASTER_HOST"},
+      {"master.name", "MASTER_NAME"},
+      {"cluster.domain", "CLUSTER_DOMAIN"},
+      {"etcd.endpoints", "ETCD_ENDPOINTS"},
+      {"network.pod_cidr", "POD_NETWORK"},
+      {"network.service_cidr", "SERVICE_IP_RANGE"},
+      {"network.k8s_service_ip", "K8S_SERVICE_IP"},
+      {"network.dns_service_ip", "DNS_SERVICE_IP"},
+  };
+  for (const auto& [prefix, var] : kFields) {
+    if (field == prefix || field.rfind(std::string(prefix) + "[", 0) == 0) return var;
+  }
+  if (field.rfind("workers[", 0) == 0) {
+    const std::string leaf = field.substr(field.rfind('.') + 1);
+    if (leaf == "ip") return "WORKER_IP";
+    if (leaf == "name") return "WORKER_FQDN";
+  }
+  return "";
+}
+
+}  // namespace
+
+void apply_env(Config& c, const std::string& env_text) {
+  std::map<std::string, std::string> vars = parse_env(env_text);
   static const std::set<std::string> known = {
       "MASTER_HOST",     "MASTER_NAME",    "ETCD_ENDPOINTS", "POD_NETWORK",
       "SERVICE_IP_RANGE", "K8S_SERVICE_IP", "DNS_SERVICE_IP", "WORKER_IP",
@@ -296,6 +330,7 @@ void apply_env(Config& c, const std::string& env_text) {
 
 Config load_config(const std::string& yaml_path, const std::string& env_path) {
   Config c;
+  std::map<std::string, std::string> env_vars;
   if (!yaml_path.empty()) {
     std::string text;
     try {
@@ -303,7 +338,14 @@ Config load_config(const std::string& yaml_path, const std::string& env_path) {
     } catch (const std::exception& e) {
       throw InputError(e.what());
     }
-    c = parse_config_yaml(text);
+    try {
+      c = parse_config_yaml(text);
+    } catch (const InputError& e) {
+      // Name the file the operator gave rather than the generic "cluster.yaml".
+      const std::string msg = e.what(), generic = "cluster.yaml: ";
+      if (msg.rfind(generic, 0) != 0) throw;
+      throw InputError(yaml_path + ": " + msg.substr(generic.size()));
+    }
   }
   if (!env_path.empty()) {
     std::string text;
@@ -313,8 +355,18 @@ Config load_config(const std::string& yaml_path, const std::string& env_path) {
       throw InputError(e.what());
     }
     apply_env(c, text);
+    env_vars = parse_env(text);
   }
-  validate(c);
+  try {
+    validate(c);
+  } catch (const InputError& e) {
+    // A value the env file gave: name its variable, which is what the operator wrote.
+    const std::string msg = e.what();
+    const std::string field = msg.substr(0, msg.find(": "));
+    const std::string var = env_name_of(field);
+    if (var.empty() || !env_vars.count(var)) throw;
+    throw InputError(var + " (" + field + ")" + msg.substr(field.size()));
+  }
   return c;
 }
 

@@ -25,7 +25,11 @@ std::string render_kubeconfig(const KubeconfigSpec& s) {
   out << YAML::Key << "clusters" << YAML::Value << YAML::BeginSeq << YAML::BeginMap;
   out << YAML::Key << "name" << YAML::Value << s.cluster_name;
   out << YAML::Key << "cluster" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "certificate-authority-data" << YAML::Value << b64(s.ca_pem);
+  if (s.ca_file.empty()) {
+    out << YAML::Key << "certificate-authority-data" << YAML::Value << b64(s.ca_pem);
+  } else {
+    out << YAML::Key << "certificate-authority" << YAML::Value << s.ca_file;
+  }
   out << YAML::Key << "server" << YAML::Value << s.server;
   out << YAML::EndMap << YAML::EndMap << YAML::EndSeq;
   out << YAML::Key << "contexts" << YAML::Value << YAML::BeginSeq << YAML::BeginMap;
@@ -39,8 +43,13 @@ std::string render_kubeconfig(const KubeconfigSpec& s) {
   out << YAML::Key << "users" << YAML::Value << YAML::BeginSeq << YAML::BeginMap;
   out << YAML::Key << "name" << YAML::Value << s.user;
   out << YAML::Key << "user" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "client-certificate-data" << YAML::Value << b64(s.client_cert_pem);
-  out << YAML::Key << "client-key-data" << YAML::Value << b64(s.client_key_pem);
+  if (s.client_cert_file.empty()) {
+    out << YAML::Key << "client-certificate-data" << YAML::Value << b64(s.client_cert_pem);
+    out << YAML::Key << "client-key-data" << YAML::Value << b64(s.client_key_pem);
+  } else {
+    out << YAML::Key << "client-certificate" << YAML::Value << s.client_cert_file;
+    out << YAML::Key << "client-key" << YAML::Value << s.client_key_file;
+  }
   out << YAML::EndMap << YAML::EndMap << YAML::EndSeq;
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";

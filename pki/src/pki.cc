@@ -202,6 +202,17 @@ InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now,
       it.cert_pem = to_pem(*it.cert);
       if (!it.have_key) outputs.push_back({key_path("", it.spec.file), it.key_pem, 0600});
       outputs.push_back({cert_path("", it.spec.file), it.cert_pem, 0644});
+    } else if (!profile_is_ca(p)) {
+      // A kept certificate must chain to the CA kept or made in this run: a CA made anew
+      // (its files were deleted) would otherwise leave the folder with leaves nobody trusts.
+      const Ca& ca = *cas.at(issuer_of(p));
+      if (it.cert->issuer_dn() != ca.certificate().subject_dn() ||
+          !it.cert->check_signature(*ca.certificate().load_subject_public_key())) {
+        const fs::path ca_file = cert_path(dir, make_spec(c, issuer_of(p)).file);
+        throw std::runtime_error(cert_path(dir, it.spec.file).string() + " was not issued by " +
+                                 ca_file.string() + "; restore that CA or move the certificate" +
+                                 " and its key away to have them issued again");
+      }
     }
     if (profile_is_ca(p)) {
       cas[p] = std::make_unique<Ca>(*it.cert, load_private_key_pem(it.key_pem));
@@ -225,7 +236,7 @@ InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now,
   const std::string ca_pem = find(Profile::kCa, "")->cert_pem;
   auto kubeconfig = [&](const std::string& file, const Item& it) {
     KubeconfigSpec k{c.cluster_name, c.apiserver_url(), ca_pem, it.spec.common_name, it.cert_pem,
-                     it.key_pem};
+                     it.key_pem, "", "", ""};
     std::string data = render_kubeconfig(k);
     const fs::path path = dir / file;
     others.push_back(file);

@@ -12,6 +12,8 @@ struct KubeconfigSpec {
   std::string user;
   std::string client_cert_pem;
   std::string client_key_pem;
+  // File references instead of embedded data (a kubelet reads renewed files in place).
+  std::string ca_file, client_cert_file, client_key_file;
 };
 
 // Deterministic output: the same inputs give the same bytes.

@@ -1,0 +1,119 @@
+#include <iostream>
+
+#include "common.h"
+#include "kubeca/pki.h"
+#include "kubeca/token.h"
+
+namespace kubeca::cli {
+
+namespace {
+using Clock = std::chrono::system_clock;
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
+}
+std::string when(int64_t t) { return format_time(Clock::from_time_t(t)); }
+}  // namespace
+
+int cmd_token(const std::vector<std::string>& args) {
+  po::options_description desc("Options");
+  desc.add_options()("action", po::value<std::string>()->required(), "create | list | revoke")(
+      "id", po::value<std::string>(), "the token id to revoke")(
+      "node", po::value<std::string>(), "create: the node name the token is bound to")(
+      "ip", po::value<std::vector<std::string>>(), "create: the node's IP; repeat for more")(
+      "profile", po::value<std::string>()->default_value("kubelet"), "create: the profile")(
+      "ttl", po::value<std::string>()->default_value("1h"), "create: lifetime (30m, 1h, 24h)")(
+      "uses", po::value<int>()->default_value(1), "create: how many certificates it may get")(
+      "json", "print as JSON");
+  add_admin_options(desc);
+  po::positional_options_description pos;
+  pos.add("action", 1).add("id", 1);
+  po::variables_map vm;
+  if (!parse(args, "Usage: kubeca token create --node NAME --ip IP [--ip IP] [--profile kubelet] "
+                   "[--ttl 1h] [--uses 1]\n       kubeca token list\n       kubeca token revoke ID\n\n"
+                   "Against the store (--store sqlite:PATH) or a running service as an admin\n"
+                   "(--kubeconfig FILE, or --server URL --certificate-authority ca.pem\n"
+                   "--client-certificate admin.pem --client-key admin-key.pem).\n"
+                   "A token is printed once; only its hash is stored.",
+             desc, vm, &pos)) {
+    return 0;
+  }
+  const std::string action = vm["action"].as<std::string>();
+  const bool as_json = vm.count("json") > 0;
+  if (action == "create") {
+    if (!vm.count("node")) throw UsageError("token create needs --node");
+    TokenRequest r;
+    r.node = vm["node"].as<std::string>();
+    if (vm.count("ip")) r.ips = vm["ip"].as<std::vector<std::string>>();
+    r.profile = vm["profile"].as<std::string>();
+    r.ttl = parse_duration(vm["ttl"].as<std::string>());
+    r.uses = vm["uses"].as<int>();
+    AdminTarget t = admin_target(vm);
+    nlohmann::json out;
+    if (t.store) {
+      auto [token, rec] = create_token(*t.store, r, unix_now());
+      out = {{"token", token}, {"id", rec.id}, {"node", rec.node}, {"ips", rec.ips},
+             {"profile", rec.profile}, {"uses", rec.uses_allowed}, {"expires_at", when(rec.expires_at)}};
+    } else {
+      out = expect(t.api->post("/v1/tokens", {{"node", r.node}, {"ips", r.ips}, {"profile", r.profile},
+                                              {"ttl", vm["ttl"].as<std::string>()}, {"uses", r.uses}}),
+                   201, "token create");
+    }
+    if (as_json) {
+      print_json(out);
+    } else {
+      std::cout << out["token"].get<std::string>() << "\n";
+      std::cerr << "token " << out["id"].get<std::string>() << " for node "
+                << out["node"].get<std::string>() << " (" << out["profile"].get<std::string>()
+                << "), " << out["uses"].get<int>() << " use(s), expires "
+                << out["expires_at"].get<std::string>() << "; shown once, keep it secret\n";
+    }
+    return 0;
+  }
+  if (action == "list") {
+    AdminTarget t = admin_target(vm);
+    nlohmann::json out = nlohmann::json::array();
+    if (t.store) {
+      for (const auto& rec : t.store->list_tokens()) {
+        out.push_back({{"id", rec.id}, {"node", rec.node}, {"ips", rec.ips}, {"profile", rec.profile},
+                       {"uses", rec.uses}, {"uses_allowed", rec.uses_allowed}, {"revoked", rec.revoked},
+                       {"created_at", when(rec.created_at)}, {"expires_at", when(rec.expires_at)}});
+      }
+    } else {
+      out = expect(t.api->get("/v1/tokens"), 200, "token list");
+    }
+    if (as_json) {
+      print_json(out);
+      return 0;
+    }
+    std::vector<std::vector<std::string>> rows{{"ID", "NODE", "PROFILE", "USES", "EXPIRES", "STATUS"}};
+    const std::string now = format_time(Clock::now());
+    for (const auto& j : out) {
+      std::string status = j["revoked"].get<bool>() ? "revoked"
+                           : j["expires_at"].get<std::string>() <= now ? "expired"
+                           : j["uses"].get<int>() >= j["uses_allowed"].get<int>() ? "used"
+                                                                                  : "active";
+      rows.push_back({j["id"], j["node"], j["profile"],
+                      std::to_string(j["uses"].get<int>()) + "/" + std::to_string(j["uses_allowed"].get<int>()),
+                      j["expires_at"], status});
+    }
+    print_table(rows);
+    return 0;
+  }
+  if (action == "revoke") {
+    if (!vm.count("id")) throw UsageError("token revoke needs the token ID");
+    const std::string id = vm["id"].as<std::string>();
+    if (id.size() != 6) throw UsageError("a token ID is its 6 characters before the dot");
+    AdminTarget t = admin_target(vm);
+    if (t.store) {
+      if (!t.store->revoke_token(id)) throw std::runtime_error("no token " + id);
+    } else {
+      expect(t.api->del("/v1/tokens/" + id), 200, "token revoke");
+    }
+    std::cout << "revoked token " << id << "\n";
+    return 0;
+  }
+  throw UsageError("unknown action \"" + action + "\" (create, list or revoke)");
+}
+
+}  // namespace kubeca::cli

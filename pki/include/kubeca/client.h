@@ -1,0 +1,47 @@
+// Talking to `kubeca serve`: TLS verified against the cluster CA, optional client certificate.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace kubeca {
+
+struct HttpResult {
+  int status = 0;         // 0: no HTTP answer (see transport_error)
+  std::string body;
+  std::string transport_error;
+  nlohmann::json json() const;  // the body as JSON, or null
+  // "the server's error message (code)" for a refusal, or the transport error.
+  std::string describe() const;
+};
+
+class ApiClient {
+ public:
+  // url: https://HOST:PORT. ca_pem empty: the server is NOT verified (only for fetching the
+  // CA before checking it against a pin).
+  ApiClient(const std::string& url, const std::string& ca_pem, const std::string& cert_pem = "",
+            const std::string& key_pem = "");
+  ~ApiClient();
+  HttpResult get(const std::string& path, const std::string& accept = "");
+  HttpResult post(const std::string& path, const nlohmann::json& body,
+                  const std::string& bearer = "");
+  HttpResult del(const std::string& path);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Runs `attempt` until it gets an HTTP answer, sleeping 0.5 s, 1 s, 2 s ... (capped at
+// max_delay) between tries; `on_retry` hears each failure. Returns the last result.
+HttpResult with_retries(const std::function<HttpResult()>& attempt, int max_attempts,
+                        std::chrono::milliseconds max_delay,
+                        const std::function<void(int, const HttpResult&)>& on_retry = {});
+
+// The first certificate in a PEM bundle.
+std::string first_certificate_pem(const std::string& pem);
+
+}  // namespace kubeca

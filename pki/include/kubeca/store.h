@@ -1,0 +1,70 @@
+// The store: issued certificates, bootstrap tokens (hashed), revocations.
+// SQLite (sqlite:PATH, WAL, shared by `kubeca serve` and the CLI) or memory (tests).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kubeca {
+
+struct CertRecord {
+  std::string serial;  // lower-case hex, no leading "0x"
+  std::string profile;
+  std::string subject;                // "CN=system:node:n1, O=system:nodes"
+  std::vector<std::string> sans;      // "DNS:n1", "IP:10.0.0.1"
+  int64_t not_before = 0;             // unix seconds
+  int64_t not_after = 0;
+  std::string status = "good";        // good | revoked
+  std::string requester;              // "token:abcdef", "renew:SERIAL", "cli"
+  std::string pem;
+  int64_t revoked_at = 0;
+  int reason = 0;                     // RFC 5280 CRLReason code
+};
+
+struct TokenRecord {
+  std::string id;           // [a-z0-9]{6}
+  std::string secret_hash;  // hex SHA-256 of the secret part; the secret is never stored
+  std::string node;
+  std::vector<std::string> ips;
+  std::string profile = "kubelet";
+  int64_t created_at = 0;
+  int64_t expires_at = 0;
+  int uses_allowed = 1;
+  int uses = 0;
+  bool revoked = false;
+};
+
+enum class TokenUse { kOk, kUnknown, kRevoked, kExpired, kUsedUp, kDuplicateSerial };
+const char* to_string(TokenUse u);
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // False when a certificate with this serial is already stored.
+  virtual bool insert_certificate(const CertRecord& cert) = 0;
+  virtual std::optional<CertRecord> find_certificate(const std::string& serial) = 0;
+  virtual std::vector<CertRecord> list_certificates() = 0;  // ordered by not_before, serial
+  // False when the serial is unknown; revoking twice keeps the first time and reason.
+  virtual bool revoke_certificate(const std::string& serial, int reason, int64_t now) = 0;
+
+  // False when the id exists.
+  virtual bool insert_token(const TokenRecord& token) = 0;
+  virtual std::optional<TokenRecord> find_token(const std::string& id) = 0;
+  virtual std::vector<TokenRecord> list_tokens() = 0;
+  virtual bool revoke_token(const std::string& id) = 0;
+  // In one transaction: the token is known, not revoked, not expired at `now` and has a
+  // use left; its use count goes up by one and `cert` is stored. Nothing changes otherwise.
+  virtual TokenUse use_token(const std::string& id, const CertRecord& cert, int64_t now) = 0;
+
+  virtual bool healthy() = 0;  // the store answers
+};
+
+// "sqlite:PATH" (created with its folder when absent), "sqlite::memory:", or "memory:".
+// Throws std::runtime_error naming the URL when it cannot be opened.
+std::unique_ptr<Store> open_store(const std::string& url);
+
+}  // namespace kubeca

@@ -1,0 +1,165 @@
+#include "kubeca/client.h"
+
+#include <httplib.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <random>
+#include <stdexcept>
+#include <thread>
+
+namespace kubeca {
+
+nlohmann::json HttpResult::json() const {
+  return nlohmann::json::parse(body, nullptr, false);
+}
+
+std::string HttpResult::describe() const {
+  if (status == 0) return transport_error;
+  const auto j = json();
+  if (j.is_object() && j.contains("error")) {
+    return "HTTP " + std::to_string(status) + ": " + j["error"].get<std::string>() + " (" +
+           j.value("code", std::string("")) + ")";
+  }
+  return "HTTP " + std::to_string(status);
+}
+
+namespace {
+
+struct Url {
+  std::string host;
+  int port = 443;
+};
+
+Url parse_url(const std::string& url) {
+  if (url.rfind("https://", 0) != 0) throw std::invalid_argument(url + " is not an https:// URL");
+  std::string rest = url.substr(8);
+  rest = rest.substr(0, rest.find('/'));
+  Url u;
+  if (!rest.empty() && rest[0] == '[') {
+    const auto close = rest.find(']');
+    u.host = rest.substr(1, close - 1);
+    rest = rest.substr(close + 1);
+    if (!rest.empty() && rest[0] == ':') u.port = std::stoi(rest.substr(1));
+    return u;
+  }
+  const auto colon = rest.rfind(':');
+  u.host = rest.substr(0, colon);
+  if (colon != std::string::npos) u.port = std::stoi(rest.substr(colon + 1));
+  return u;
+}
+
+template <typename T, typename F>
+T* from_pem(const std::string& pem, F read) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  T* out = read(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  return out;
+}
+
+HttpResult convert(const httplib::Result& r) {
+  HttpResult out;
+  if (!r) {
+    out.transport_error = "cannot reach the server: " + httplib::to_string(r.error());
+    return out;
+  }
+  out.status = r->status;
+  out.body = r->body;
+  return out;
+}
+
+}  // namespace
+
+struct ApiClient::Impl {
+  std::unique_ptr<httplib::SSLClient> http;
+};
+
+ApiClient::ApiClient(const std::string& url, const std::string& ca_pem,
+                     const std::string& cert_pem, const std::string& key_pem)
+    : impl_(std::make_unique<Impl>()) {
+  const Url u = parse_url(url);
+  if (!cert_pem.empty()) {
+    X509* cert = from_pem<X509>(cert_pem, PEM_read_bio_X509);
+    EVP_PKEY* key = from_pem<EVP_PKEY>(key_pem, PEM_read_bio_PrivateKey);
+    if (!cert || !key) {
+      X509_free(cert);
+      EVP_PKEY_free(key);
+      throw std::runtime_error("the client certificate or key cannot be read");
+    }
+    impl_->http = std::make_unique<httplib::SSLClient>(u.host, u.port, cert, key);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+  } else {
+    impl_->http = std::make_unique<httplib::SSLClient>(u.host, u.port);
+  }
+  auto& c = *impl_->http;
+  if (!ca_pem.empty()) {
+    X509_STORE* store = X509_STORE_new();
+    BIO* bio = BIO_new_mem_buf(ca_pem.data(), static_cast<int>(ca_pem.size()));
+    int added = 0;
+    while (X509* x = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
+      added += X509_STORE_add_cert(store, x);
+      X509_free(x);
+    }
+    BIO_free(bio);
+    if (!added) {
+      X509_STORE_free(store);
+      throw std::runtime_error("the CA bundle holds no certificate");
+    }
+    c.set_ca_cert_store(store);
+    c.enable_server_certificate_verification(true);
+  } else {
+    c.enable_server_certificate_verification(false);
+  }
+  c.set_connection_timeout(std::chrono::seconds(5));
+  c.set_read_timeout(std::chrono::seconds(15));
+  c.set_write_timeout(std::chrono::seconds(15));
+  c.set_keep_alive(true);
+}
+
+ApiClient::~ApiClient() = default;
+
+HttpResult ApiClient::get(const std::string& path, const std::string& accept) {
+  httplib::Headers h;
+  if (!accept.empty()) h.emplace("Accept", accept);
+  return convert(impl_->http->Get(path.c_str(), h));
+}
+
+HttpResult ApiClient::post(const std::string& path, const nlohmann::json& body,
+                           const std::string& bearer) {
+  httplib::Headers h;
+  if (!bearer.empty()) h.emplace("Authorization", "Bearer " + bearer);
+  return convert(impl_->http->Post(path.c_str(), h, body.dump(), "application/json"));
+}
+
+HttpResult ApiClient::del(const std::string& path) {
+  return convert(impl_->http->Delete(path.c_str()));
+}
+
+HttpResult with_retries(const std::function<HttpResult()>& attempt, int max_attempts,
+                        std::chrono::milliseconds max_delay,
+                        const std::function<void(int, const HttpResult&)>& on_retry) {
+  std::chrono::milliseconds delay(500);
+  std::mt19937 jitter(std::random_device{}());
+  HttpResult r;
+  for (int i = 1; i <= max_attempts; ++i) {
+    r = attempt();
+    if (r.status != 0 && r.status != 503) return r;
+    if (i == max_attempts) break;
+    if (on_retry) on_retry(i, r);
+    const auto wait = std::min(delay, max_delay);
+    std::this_thread::sleep_for(wait + std::chrono::milliseconds(jitter() % (wait.count() / 4 + 1)));
+    delay *= 2;
+  }
+  return r;
+}
+
+std::string first_certificate_pem(const std::string& pem) {
+  const std::string end = "-----END CERTIFICATE-----";
+  const auto b = pem.find("-----BEGIN CERTIFICATE-----");
+  const auto e = pem.find(end, b == std::string::npos ? 0 : b);
+  if (b == std::string::npos || e == std::string::npos) return "";
+  return pem.substr(b, e + end.size() - b) + "\n";
+}
+
+}  // namespace kubeca

@@ -1,0 +1,632 @@
+#include "kubeca/store.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <thread>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+
+namespace kubeca {
+
+const char* to_string(TokenUse u) {
+  switch (u) {
+    case TokenUse::kOk:
+      return "ok";
+    case TokenUse::kUnknown:
+      return "unknown";
+    case TokenUse::kRevoked:
+      return "revoked";
+    case TokenUse::kExpired:
+      return "expired";
+    case TokenUse::kUsedUp:
+      return "used_up";
+    case TokenUse::kDuplicateSerial:
+      return "duplicate_serial";
+  }
+  return "invalid";
+}
+
+namespace {
+
+// The checks use_token makes, in the order it makes them; shared so both stores agree.
+TokenUse check_token(bool revoked, int64_t expires_at, int uses_allowed, int uses, int64_t now) {
+  if (revoked) return TokenUse::kRevoked;
+  if (now >= expires_at) return TokenUse::kExpired;
+  if (uses >= uses_allowed) return TokenUse::kUsedUp;
+  return TokenUse::kOk;
+}
+
+bool cert_order(const CertRecord& a, const CertRecord& b) {
+  return std::tie(a.not_before, a.serial) < std::tie(b.not_before, b.serial);
+}
+
+bool token_order(const TokenRecord& a, const TokenRecord& b) {
+  return std::tie(a.created_at, a.id) < std::tie(b.created_at, b.id);
+}
+
+// ---------------------------------------------------------------------------------------------
+// memory:
+
+class MemoryStore : public Store {
+ public:
+  bool insert_certificate(const CertRecord& cert) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return certs_.emplace(cert.serial, cert).second;
+  }
+
+  std::optional<CertRecord> find_certificate(const std::string& serial) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = certs_.find(serial);
+    if (it == certs_.end()) return std::nullopt;
+    return it->second;
+  }
+
+  std::vector<CertRecord> list_certificates() override {
+    std::vector<CertRecord> out;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& [serial, cert] : certs_) out.push_back(cert);
+    }
+    std::sort(out.begin(), out.end(), cert_order);
+    return out;
+  }
+
+  bool revoke_certificate(const std::string& serial, int reason, int64_t now) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = certs_.find(serial);
+    if (it == certs_.end()) return false;
+    CertRecord& c = it->second;
+    if (c.status != "revoked") {
+      c.status = "revoked";
+      c.revoked_at = now;
+      c.reason = reason;
+    }
+    return true;
+  }
+
+  bool insert_token(const TokenRecord& token) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return tokens_.emplace(token.id, token).second;
+  }
+
+  std::optional<TokenRecord> find_token(const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = tokens_.find(id);
+    if (it == tokens_.end()) return std::nullopt;
+    return it->second;
+  }
+
+  std::vector<TokenRecord> list_tokens() override {
+    std::vector<TokenRecord> out;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& [id, token] : tokens_) out.push_back(token);
+    }
+    std::sort(out.begin(), out.end(), token_order);
+    return out;
+  }
+
+  bool revoke_token(const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = tokens_.find(id);
+    if (it == tokens_.end()) return false;
+    it->second.revoked = true;
+    return true;
+  }
+
+  TokenUse use_token(const std::string& id, const CertRecord& cert, int64_t now) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = tokens_.find(id);
+    if (it == tokens_.end()) return TokenUse::kUnknown;
+    TokenRecord& t = it->second;
+    TokenUse u = check_token(t.revoked, t.expires_at, t.uses_allowed, t.uses, now);
+    if (u != TokenUse::kOk) return u;
+    if (!certs_.emplace(cert.serial, cert).second) return TokenUse::kDuplicateSerial;
+    ++t.uses;
+    return TokenUse::kOk;
+  }
+
+  bool healthy() override { return true; }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, CertRecord> certs_;
+  std::map<std::string, TokenRecord> tokens_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// sqlite:PATH
+
+// How long a writer waits for another (serve and the CLI share the file).
+constexpr std::chrono::milliseconds kBusyTimeout{5000};
+
+// Written into the header so a database of another program is never migrated into ours.
+constexpr int kApplicationId = 0x6b756263;  // "kubc"
+
+// Migration N (1-based) takes the schema from version N-1 to N. Append; never edit a step
+// that has shipped, since databases out there already ran it.
+const char* const kMigrations[] = {
+    // 1: the first schema.
+    "CREATE TABLE certificates ("
+    "  serial TEXT PRIMARY KEY NOT NULL,"
+    "  profile TEXT NOT NULL,"
+    "  subject TEXT NOT NULL,"
+    "  sans TEXT NOT NULL,"  // JSON array of strings
+    "  not_before INTEGER NOT NULL,"
+    "  not_after INTEGER NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  requester TEXT NOT NULL,"
+    "  pem TEXT NOT NULL,"
+    "  revoked_at INTEGER NOT NULL DEFAULT 0,"
+    "  reason INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX certificates_by_not_before ON certificates (not_before, serial);"
+    "CREATE TABLE tokens ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  secret_hash TEXT NOT NULL,"
+    "  node TEXT NOT NULL,"
+    "  ips TEXT NOT NULL,"  // JSON array of strings
+    "  profile TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL,"
+    "  uses_allowed INTEGER NOT NULL,"
+    "  uses INTEGER NOT NULL DEFAULT 0,"
+    "  revoked INTEGER NOT NULL DEFAULT 0"
+    ");",
+};
+constexpr int kSchemaVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
+
+constexpr const char* kCertColumns =
+    "serial, profile, subject, sans, not_before, not_after, status, requester, pem, "
+    "revoked_at, reason";
+constexpr const char* kTokenColumns =
+    "id, secret_hash, node, ips, profile, created_at, expires_at, uses_allowed, uses, revoked";
+
+std::string to_json(const std::vector<std::string>& v) { return nlohmann::json(v).dump(); }
+
+// Creates the missing folders of `dir` with mode 0700: the store holds token hashes.
+void make_private_dirs(const std::filesystem::path& dir) {
+  if (dir.empty()) return;
+  std::error_code ec;
+  if (std::filesystem::exists(dir, ec)) return;
+  make_private_dirs(dir.parent_path());
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    throw std::runtime_error("cannot create folder " + dir.string() + ": " + std::strerror(errno));
+  }
+}
+
+// Creates an absent database file as 0600; SQLite gives its -wal and -shm files the same mode.
+void make_private_file(const std::filesystem::path& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    ::close(fd);
+  } else if (errno != EEXIST) {
+    throw std::runtime_error("cannot create " + path.string() + ": " + std::strerror(errno));
+  }
+}
+
+class SqliteStore : public Store {
+ public:
+  // `path` is a file name or ":memory:"; `url` names the store in errors.
+  SqliteStore(const std::string& path, std::string url) : url_(std::move(url)) {
+    int rc =
+        sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+    if (rc != SQLITE_OK) {
+      std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+      sqlite3_close(db_);
+      throw std::runtime_error("cannot open store " + url_ + ": " + msg);
+    }
+    try {
+      // Set before anything else touches the file: serve and the CLI share it.
+      sqlite3_busy_timeout(db_, static_cast<int>(kBusyTimeout.count()));
+      exec("PRAGMA foreign_keys = ON", "enabling foreign keys");
+      set_wal();
+      exec("PRAGMA synchronous = NORMAL", "setting synchronous mode");
+      migrate();
+    } catch (...) {
+      finalize_and_close();
+      throw;
+    }
+  }
+
+  ~SqliteStore() override { finalize_and_close(); }
+
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  bool insert_certificate(const CertRecord& cert) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return insert_cert_locked(cert, "inserting certificate " + cert.serial);
+  }
+
+  std::optional<CertRecord> find_certificate(const std::string& serial) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    const std::string what = "reading certificate " + serial;
+    Stmt s = prepare(std::string("SELECT ") + kCertColumns + " FROM certificates WHERE serial = ?1",
+                     what);
+    s.bind(1, serial);
+    if (!s.step()) return std::nullopt;
+    return read_cert(s);
+  }
+
+  std::vector<CertRecord> list_certificates() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s = prepare(
+        std::string("SELECT ") + kCertColumns + " FROM certificates ORDER BY not_before, serial",
+        "listing certificates");
+    std::vector<CertRecord> out;
+    while (s.step()) out.push_back(read_cert(s));
+    return out;
+  }
+
+  bool revoke_certificate(const std::string& serial, int reason, int64_t now) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    // One statement so two revokers cannot interleave: the first time and reason stay.
+    // The row counts as changed even when already revoked, which tells "known" from "unknown".
+    Stmt s = prepare(
+        "UPDATE certificates SET"
+        " revoked_at = CASE WHEN status = 'revoked' THEN revoked_at ELSE ?2 END,"
+        " reason = CASE WHEN status = 'revoked' THEN reason ELSE ?3 END,"
+        " status = 'revoked'"
+        " WHERE serial = ?1",
+        "revoking certificate " + serial);
+    s.bind(1, serial);
+    s.bind(2, now);
+    s.bind(3, static_cast<int64_t>(reason));
+    s.step();
+    return sqlite3_changes(db_) == 1;
+  }
+
+  bool insert_token(const TokenRecord& t) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s = prepare(std::string("INSERT INTO tokens (") + kTokenColumns +
+                         ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                         " ON CONFLICT (id) DO NOTHING",
+                     "inserting token " + t.id);
+    s.bind(1, t.id);
+    s.bind(2, t.secret_hash);
+    s.bind(3, t.node);
+    s.bind(4, to_json(t.ips));
+    s.bind(5, t.profile);
+    s.bind(6, t.created_at);
+    s.bind(7, t.expires_at);
+    s.bind(8, static_cast<int64_t>(t.uses_allowed));
+    s.bind(9, static_cast<int64_t>(t.uses));
+    s.bind(10, static_cast<int64_t>(t.revoked ? 1 : 0));
+    s.step();
+    return sqlite3_changes(db_) == 1;
+  }
+
+  std::optional<TokenRecord> find_token(const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s = prepare(std::string("SELECT ") + kTokenColumns + " FROM tokens WHERE id = ?1",
+                     "reading token " + id);
+    s.bind(1, id);
+    if (!s.step()) return std::nullopt;
+    return read_token(s);
+  }
+
+  std::vector<TokenRecord> list_tokens() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s =
+        prepare(std::string("SELECT ") + kTokenColumns + " FROM tokens ORDER BY created_at, id",
+                "listing tokens");
+    std::vector<TokenRecord> out;
+    while (s.step()) out.push_back(read_token(s));
+    return out;
+  }
+
+  bool revoke_token(const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s = prepare("UPDATE tokens SET revoked = 1 WHERE id = ?1", "revoking token " + id);
+    s.bind(1, id);
+    s.step();
+    return sqlite3_changes(db_) == 1;
+  }
+
+  TokenUse use_token(const std::string& id, const CertRecord& cert, int64_t now) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    const std::string what = "using token " + id;
+    // IMMEDIATE takes the write lock up front: two users of the last use cannot both read
+    // "one left", and a read-then-write upgrade never fails with SQLITE_BUSY_SNAPSHOT.
+    Transaction txn(*this, what);
+    TokenUse u;
+    {
+      Stmt s =
+          prepare("SELECT revoked, expires_at, uses_allowed, uses FROM tokens WHERE id = ?1", what);
+      s.bind(1, id);
+      if (!s.step()) return TokenUse::kUnknown;
+      u = check_token(s.int64(0) != 0, s.int64(1), static_cast<int>(s.int64(2)),
+                      static_cast<int>(s.int64(3)), now);
+    }
+    if (u != TokenUse::kOk) return u;
+    if (!insert_cert_locked(cert, what)) return TokenUse::kDuplicateSerial;
+    {
+      Stmt s = prepare("UPDATE tokens SET uses = uses + 1 WHERE id = ?1", what);
+      s.bind(1, id);
+      s.step();
+    }
+    txn.commit();
+    return TokenUse::kOk;
+  }
+
+  bool healthy() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    try {
+      // Reads the schema page, so a vanished or corrupt file shows up here.
+      Stmt s = prepare("SELECT count(*) FROM sqlite_master", "checking health");
+      return s.step();
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+
+ private:
+  // A cached prepared statement; resets itself (and drops its bindings) when it goes out of
+  // scope so the next user starts clean and no read stays open across a COMMIT.
+  class Stmt {
+   public:
+    Stmt(SqliteStore& store, sqlite3_stmt* s, std::string what)
+        : store_(store), s_(s), what_(std::move(what)) {}
+    ~Stmt() {
+      sqlite3_reset(s_);
+      sqlite3_clear_bindings(s_);
+    }
+    Stmt(const Stmt&) = delete;
+    Stmt& operator=(const Stmt&) = delete;
+
+    void bind(int i, const std::string& v) {
+      check(sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+    }
+    void bind(int i, int64_t v) { check(sqlite3_bind_int64(s_, i, v)); }
+
+    // True when a row is ready; false when done.
+    bool step() {
+      int rc = sqlite3_step(s_);
+      if (rc == SQLITE_ROW) return true;
+      if (rc == SQLITE_DONE) return false;
+      store_.fail(what_);
+    }
+    // The raw result, for the caller that handles SQLITE_BUSY itself.
+    int step_rc() { return sqlite3_step(s_); }
+
+    std::string text(int col) const {
+      const unsigned char* p = sqlite3_column_text(s_, col);
+      if (p == nullptr) return "";
+      return std::string(reinterpret_cast<const char*>(p),
+                         static_cast<size_t>(sqlite3_column_bytes(s_, col)));
+    }
+    int64_t int64(int col) const { return sqlite3_column_int64(s_, col); }
+    const std::string& what() const { return what_; }
+
+   private:
+    void check(int rc) {
+      if (rc != SQLITE_OK) store_.fail(what_);
+    }
+    SqliteStore& store_;
+    sqlite3_stmt* s_;
+    std::string what_;
+  };
+
+  // BEGIN IMMEDIATE now; ROLLBACK on scope exit unless committed.
+  class Transaction {
+   public:
+    Transaction(SqliteStore& store, std::string what) : store_(store), what_(std::move(what)) {
+      store_.exec("BEGIN IMMEDIATE", what_);
+    }
+    ~Transaction() {
+      // Some errors (SQLITE_FULL, SQLITE_IOERR, ...) already rolled back.
+      if (!done_ && !sqlite3_get_autocommit(store_.db_)) {
+        sqlite3_exec(store_.db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      }
+    }
+    Transaction(const Transaction&) = delete;
+    Transaction& operator=(const Transaction&) = delete;
+
+    void commit() {
+      store_.exec("COMMIT", what_);
+      done_ = true;
+    }
+
+   private:
+    SqliteStore& store_;
+    std::string what_;
+    bool done_ = false;
+  };
+
+  [[noreturn]] void fail(const std::string& what) const {
+    throw std::runtime_error("store " + url_ + ": " + what + ": " + sqlite3_errmsg(db_));
+  }
+
+  // For fixed SQL only (pragmas, BEGIN/COMMIT, migrations); values always go through Stmt.
+  void exec(const char* sql, const std::string& what) {
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) fail(what);
+  }
+
+  Stmt prepare(const std::string& sql, std::string what) {
+    sqlite3_stmt*& s = stmts_[sql];
+    if (s == nullptr) {
+      int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()),
+                                  SQLITE_PREPARE_PERSISTENT, &s, nullptr);
+      if (rc != SQLITE_OK) {
+        sqlite3_finalize(s);
+        stmts_.erase(sql);
+        fail(what);
+      }
+    }
+    return Stmt(*this, s, std::move(what));
+  }
+
+  int64_t pragma_int(const char* sql, const std::string& what) {
+    Stmt s = prepare(sql, what);
+    if (!s.step()) fail(what);
+    return s.int64(0);
+  }
+
+  void set_wal() {
+    // Switching a new file to WAL needs an exclusive lock, and SQLite answers SQLITE_BUSY
+    // without calling the busy handler when two processes open the same new file at once.
+    const auto deadline = std::chrono::steady_clock::now() + kBusyTimeout;
+    std::string mode;
+    for (;;) {
+      Stmt s = prepare("PRAGMA journal_mode = WAL", "enabling WAL");
+      int rc = s.step_rc();
+      if (rc == SQLITE_ROW) {
+        mode = s.text(0);
+        break;
+      }
+      if ((rc & 0xff) != SQLITE_BUSY || std::chrono::steady_clock::now() >= deadline) {
+        fail(s.what());
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    // An in-memory database keeps "memory": there is no file for a log beside it.
+    if (mode != "wal" && mode != "memory") {
+      throw std::runtime_error("store " + url_ + ": cannot enable WAL, journal mode is " + mode);
+    }
+  }
+
+  void migrate() {
+    const int64_t app_id = pragma_int("PRAGMA application_id", "reading the application id");
+    if (app_id != 0 && app_id != kApplicationId) {
+      throw std::runtime_error("store " + url_ +
+                               " is not a kubeca database (it belongs to another program); "
+                               "point --store at a new file");
+    }
+    auto version = [this] { return pragma_int("PRAGMA user_version", "reading schema version"); };
+    auto check_not_newer = [this](int64_t v) {
+      if (v > kSchemaVersion) {
+        throw std::runtime_error("store " + url_ + " has schema version " + std::to_string(v) +
+                                 " but this kubeca knows up to version " +
+                                 std::to_string(kSchemaVersion) +
+                                 "; use a newer kubeca with this database");
+      }
+    };
+    int64_t v = version();
+    check_not_newer(v);
+    while (v < kSchemaVersion) {
+      const std::string what = "migrating schema to version " + std::to_string(v + 1);
+      Transaction txn(*this, what);
+      // Another process may have migrated while we waited for the write lock.
+      v = version();
+      check_not_newer(v);
+      if (v == kSchemaVersion) break;
+      exec(kMigrations[v], what);
+      // PRAGMA takes no bound parameters; both numbers are constants of this file.
+      const std::string bump = "PRAGMA user_version = " + std::to_string(v + 1) +
+                               "; PRAGMA application_id = " + std::to_string(kApplicationId);
+      exec(bump.c_str(), what);
+      txn.commit();
+      ++v;
+    }
+  }
+
+  bool insert_cert_locked(const CertRecord& c, const std::string& what) {
+    Stmt s = prepare(std::string("INSERT INTO certificates (") + kCertColumns +
+                         ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                         " ON CONFLICT (serial) DO NOTHING",
+                     what);
+    s.bind(1, c.serial);
+    s.bind(2, c.profile);
+    s.bind(3, c.subject);
+    s.bind(4, to_json(c.sans));
+    s.bind(5, c.not_before);
+    s.bind(6, c.not_after);
+    s.bind(7, c.status);
+    s.bind(8, c.requester);
+    s.bind(9, c.pem);
+    s.bind(10, c.revoked_at);
+    s.bind(11, static_cast<int64_t>(c.reason));
+    s.step();
+    return sqlite3_changes(db_) == 1;
+  }
+
+  std::vector<std::string> from_json(const std::string& text, const std::string& where) const {
+    try {
+      return nlohmann::json::parse(text).get<std::vector<std::string>>();
+    } catch (const nlohmann::json::exception& e) {
+      throw std::runtime_error("store " + url_ + ": " + where + " is not a JSON list: " + e.what());
+    }
+  }
+
+  CertRecord read_cert(const Stmt& s) const {
+    CertRecord c;
+    c.serial = s.text(0);
+    c.profile = s.text(1);
+    c.subject = s.text(2);
+    c.sans = from_json(s.text(3), "SANs of certificate " + c.serial);
+    c.not_before = s.int64(4);
+    c.not_after = s.int64(5);
+    c.status = s.text(6);
+    c.requester = s.text(7);
+    c.pem = s.text(8);
+    c.revoked_at = s.int64(9);
+    c.reason = static_cast<int>(s.int64(10));
+    return c;
+  }
+
+  TokenRecord read_token(const Stmt& s) const {
+    TokenRecord t;
+    t.id = s.text(0);
+    t.secret_hash = s.text(1);
+    t.node = s.text(2);
+    t.ips = from_json(s.text(3), "IPs of token " + t.id);
+    t.profile = s.text(4);
+    t.created_at = s.int64(5);
+    t.expires_at = s.int64(6);
+    t.uses_allowed = static_cast<int>(s.int64(7));
+    t.uses = static_cast<int>(s.int64(8));
+    t.revoked = s.int64(9) != 0;
+    return t;
+  }
+
+  void finalize_and_close() {
+    for (auto& [sql, s] : stmts_) sqlite3_finalize(s);
+    stmts_.clear();
+    sqlite3_close(db_);
+    db_ = nullptr;
+  }
+
+  std::string url_;
+  sqlite3* db_ = nullptr;
+  std::mutex mu_;  // one connection, one user at a time
+  std::unordered_map<std::string, sqlite3_stmt*> stmts_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> open_store(const std::string& url) {
+  if (url == "memory:") return std::make_unique<MemoryStore>();
+  if (url == "sqlite::memory:") return std::make_unique<SqliteStore>(":memory:", url);
+  const std::string scheme = "sqlite:";
+  if (url.compare(0, scheme.size(), scheme) == 0) {
+    const std::filesystem::path path = url.substr(scheme.size());
+    if (path.empty()) {
+      throw std::runtime_error("store URL " + url + " has no path; use sqlite:PATH");
+    }
+    try {
+      make_private_dirs(path.parent_path());
+      make_private_file(path);
+    } catch (const std::exception& e) {
+      throw std::runtime_error("cannot open store " + url + ": " + e.what());
+    }
+    return std::make_unique<SqliteStore>(path.string(), url);
+  }
+  throw std::runtime_error("unsupported store URL \"" + url +
+                           "\"; use sqlite:PATH, sqlite::memory: or memory:");
+}
+
+}  // namespace kubeca

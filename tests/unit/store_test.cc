@@ -1,0 +1,679 @@
+#include "kubeca/store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace kubeca {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int64_t kNow = 1'800'000'000;
+
+CertRecord make_cert(const std::string& serial, int64_t not_before = kNow) {
+  CertRecord c;
+  c.serial = serial;
+  c.profile = "kubelet";
+  c.subject = "CN=system:node:n1, O=system:nodes";
+  c.sans = {"DNS:n1", "IP:10.0.0.1"};
+  c.not_before = not_before;
+  c.not_after = not_before + 86400;
+  c.requester = "token:abc123";
+  c.pem = "-----BEGIN CERTIFICATE-----\nMIIB" + serial + "\n-----END CERTIFICATE-----\n";
+  return c;
+}
+
+TokenRecord make_token(const std::string& id, int uses_allowed = 1) {
+  TokenRecord t;
+  t.id = id;
+  t.secret_hash = std::string(64, 'a');
+  t.node = "n1";
+  t.ips = {"10.0.0.1", "fd00::1"};
+  t.created_at = kNow - 60;
+  t.expires_at = kNow + 3600;
+  t.uses_allowed = uses_allowed;
+  return t;
+}
+
+void expect_same(const CertRecord& a, const CertRecord& b) {
+  EXPECT_EQ(a.serial, b.serial);
+  EXPECT_EQ(a.profile, b.profile);
+  EXPECT_EQ(a.subject, b.subject);
+  EXPECT_EQ(a.sans, b.sans);
+  EXPECT_EQ(a.not_before, b.not_before);
+  EXPECT_EQ(a.not_after, b.not_after);
+  EXPECT_EQ(a.status, b.status);
+  EXPECT_EQ(a.requester, b.requester);
+  EXPECT_EQ(a.pem, b.pem);
+  EXPECT_EQ(a.revoked_at, b.revoked_at);
+  EXPECT_EQ(a.reason, b.reason);
+}
+
+void expect_same(const TokenRecord& a, const TokenRecord& b) {
+  EXPECT_EQ(a.id, b.id);
+  EXPECT_EQ(a.secret_hash, b.secret_hash);
+  EXPECT_EQ(a.node, b.node);
+  EXPECT_EQ(a.ips, b.ips);
+  EXPECT_EQ(a.profile, b.profile);
+  EXPECT_EQ(a.created_at, b.created_at);
+  EXPECT_EQ(a.expires_at, b.expires_at);
+  EXPECT_EQ(a.uses_allowed, b.uses_allowed);
+  EXPECT_EQ(a.uses, b.uses);
+  EXPECT_EQ(a.revoked, b.revoked);
+}
+
+std::vector<std::string> serials(Store& store) {
+  std::vector<std::string> out;
+  for (const CertRecord& c : store.list_certificates()) out.push_back(c.serial);
+  return out;
+}
+
+// A fresh folder under TMPDIR, removed afterwards.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "kubeca-store-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// Runs fixed SQL on a database file behind the store's back, as another program would.
+void raw_exec(const fs::path& db, const std::string& sql) {
+  sqlite3* h = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
+  char* err = nullptr;
+  int rc = sqlite3_exec(h, sql.c_str(), nullptr, nullptr, &err);
+  std::string msg = err ? err : "";
+  sqlite3_free(err);
+  sqlite3_close(h);
+  ASSERT_EQ(rc, SQLITE_OK) << msg;
+}
+
+int64_t raw_pragma(const fs::path& db, const std::string& pragma) {
+  sqlite3* h = nullptr;
+  EXPECT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(h, ("PRAGMA " + pragma).c_str(), -1, &s, nullptr), SQLITE_OK);
+  EXPECT_EQ(sqlite3_step(s), SQLITE_ROW);
+  int64_t v = sqlite3_column_int64(s, 0);
+  sqlite3_finalize(s);
+  sqlite3_close(h);
+  return v;
+}
+
+// Every Store behaviour, against each backend.
+enum class Backend { kMemory, kSqliteMemory, kSqliteFile };
+
+class StoreTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override { store_ = open_store(url()); }
+
+  std::string url() const {
+    switch (GetParam()) {
+      case Backend::kMemory:
+        return "memory:";
+      case Backend::kSqliteMemory:
+        return "sqlite::memory:";
+      case Backend::kSqliteFile:
+        return "sqlite:" + (dir_.path() / "store.db").string();
+    }
+    return "";
+  }
+
+  // Another Store on the same data when the backend is shared (a file), else the same one.
+  std::unique_ptr<Store> open_peer() const {
+    if (GetParam() == Backend::kSqliteFile) return open_store(url());
+    return nullptr;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_P(StoreTest, InsertFindListCertificates) {
+  EXPECT_TRUE(store_->list_certificates().empty());
+  EXPECT_TRUE(store_->insert_certificate(make_cert("0c", kNow + 10)));
+  EXPECT_TRUE(store_->insert_certificate(make_cert("0b", kNow)));
+  EXPECT_TRUE(store_->insert_certificate(make_cert("0a", kNow + 10)));
+
+  // Ordered by not_before, then serial.
+  EXPECT_EQ(serials(*store_), (std::vector<std::string>{"0b", "0a", "0c"}));
+  auto found = store_->find_certificate("0a");
+  ASSERT_TRUE(found.has_value());
+  expect_same(*found, make_cert("0a", kNow + 10));
+  EXPECT_FALSE(store_->find_certificate("0d").has_value());
+  EXPECT_FALSE(store_->find_certificate("").has_value());
+}
+
+TEST_P(StoreTest, KeepsEveryFieldExactly) {
+  CertRecord c = make_cert("ff01");
+  // Separators a naive encoding would split on, quotes, non-ASCII and an empty entry.
+  c.sans = {"DNS:a,b", "DNS:line\nbreak", "DNS:\"quoted\"", "DNS:ümlaut", ""};
+  c.subject = "CN=it's, O=\"x\"";
+  c.status = "revoked";
+  c.revoked_at = kNow + 5;
+  c.reason = 4;
+  c.not_before = -1;  // before 1970 must survive as well
+  c.not_after = int64_t{1} << 40;
+  ASSERT_TRUE(store_->insert_certificate(c));
+  expect_same(*store_->find_certificate("ff01"), c);
+
+  CertRecord empty = make_cert("ff02");
+  empty.sans.clear();
+  empty.pem.clear();
+  ASSERT_TRUE(store_->insert_certificate(empty));
+  expect_same(*store_->find_certificate("ff02"), empty);
+
+  TokenRecord t = make_token("tok001");
+  t.ips.clear();
+  t.profile = "kube-proxy";
+  t.uses = 2;
+  t.uses_allowed = 7;
+  t.revoked = true;
+  ASSERT_TRUE(store_->insert_token(t));
+  expect_same(*store_->find_token("tok001"), t);
+}
+
+TEST_P(StoreTest, DuplicateSerialRefused) {
+  ASSERT_TRUE(store_->insert_certificate(make_cert("0a")));
+  CertRecord other = make_cert("0a", kNow + 99);
+  other.subject = "CN=intruder";
+  EXPECT_FALSE(store_->insert_certificate(other));
+  EXPECT_EQ(store_->list_certificates().size(), 1u);
+  EXPECT_EQ(store_->find_certificate("0a")->subject, make_cert("0a").subject);
+}
+
+TEST_P(StoreTest, RevokeCertificate) {
+  ASSERT_TRUE(store_->insert_certificate(make_cert("0a")));
+  ASSERT_TRUE(store_->insert_certificate(make_cert("0b")));
+  EXPECT_FALSE(store_->revoke_certificate("0c", 1, kNow));
+  EXPECT_FALSE(store_->find_certificate("0c").has_value());
+
+  EXPECT_TRUE(store_->revoke_certificate("0a", 1, kNow + 5));
+  auto a = store_->find_certificate("0a");
+  EXPECT_EQ(a->status, "revoked");
+  EXPECT_EQ(a->revoked_at, kNow + 5);
+  EXPECT_EQ(a->reason, 1);
+
+  // A second revoke is accepted but keeps the first time and reason.
+  EXPECT_TRUE(store_->revoke_certificate("0a", 4, kNow + 50));
+  a = store_->find_certificate("0a");
+  EXPECT_EQ(a->status, "revoked");
+  EXPECT_EQ(a->revoked_at, kNow + 5);
+  EXPECT_EQ(a->reason, 1);
+
+  auto b = store_->find_certificate("0b");
+  EXPECT_EQ(b->status, "good");
+  EXPECT_EQ(b->revoked_at, 0);
+  EXPECT_EQ(b->reason, 0);
+}
+
+TEST_P(StoreTest, InsertFindListRevokeTokens) {
+  EXPECT_TRUE(store_->list_tokens().empty());
+  TokenRecord late = make_token("bbbbbb");
+  late.created_at = kNow;
+  TokenRecord early = make_token("cccccc", 3);
+  early.created_at = kNow - 100;
+  TokenRecord tie = make_token("aaaaaa");
+  tie.created_at = kNow;
+  ASSERT_TRUE(store_->insert_token(late));
+  ASSERT_TRUE(store_->insert_token(early));
+  ASSERT_TRUE(store_->insert_token(tie));
+
+  std::vector<TokenRecord> all = store_->list_tokens();
+  ASSERT_EQ(all.size(), 3u);
+  // Ordered by created_at, then id.
+  expect_same(all[0], early);
+  expect_same(all[1], tie);
+  expect_same(all[2], late);
+  expect_same(*store_->find_token("cccccc"), early);
+  EXPECT_FALSE(store_->find_token("dddddd").has_value());
+
+  EXPECT_FALSE(store_->revoke_token("dddddd"));
+  EXPECT_FALSE(store_->find_token("dddddd").has_value());
+  EXPECT_TRUE(store_->revoke_token("bbbbbb"));
+  EXPECT_TRUE(store_->find_token("bbbbbb")->revoked);
+  EXPECT_TRUE(store_->revoke_token("bbbbbb"));
+  EXPECT_TRUE(store_->find_token("bbbbbb")->revoked);
+  EXPECT_FALSE(store_->find_token("aaaaaa")->revoked);
+  EXPECT_FALSE(store_->find_token("cccccc")->revoked);
+}
+
+TEST_P(StoreTest, DuplicateTokenIdRefused) {
+  ASSERT_TRUE(store_->insert_token(make_token("aaaaaa")));
+  TokenRecord other = make_token("aaaaaa", 9);
+  other.node = "intruder";
+  EXPECT_FALSE(store_->insert_token(other));
+  EXPECT_EQ(store_->list_tokens().size(), 1u);
+  expect_same(*store_->find_token("aaaaaa"), make_token("aaaaaa"));
+}
+
+TEST_P(StoreTest, UseTokenCountsUsesAndStoresCertificate) {
+  ASSERT_TRUE(store_->insert_token(make_token("aaaaaa", 2)));
+  EXPECT_EQ(store_->use_token("aaaaaa", make_cert("01"), kNow), TokenUse::kOk);
+  EXPECT_EQ(store_->find_token("aaaaaa")->uses, 1);
+  expect_same(*store_->find_certificate("01"), make_cert("01"));
+
+  // The last second before expiry still counts.
+  EXPECT_EQ(store_->use_token("aaaaaa", make_cert("02"), kNow + 3599), TokenUse::kOk);
+  EXPECT_EQ(store_->find_token("aaaaaa")->uses, 2);
+  EXPECT_EQ(serials(*store_), (std::vector<std::string>{"01", "02"}));
+
+  EXPECT_EQ(store_->use_token("aaaaaa", make_cert("03"), kNow), TokenUse::kUsedUp);
+  EXPECT_EQ(store_->find_token("aaaaaa")->uses, 2);
+  EXPECT_FALSE(store_->find_certificate("03").has_value());
+}
+
+struct Refusal {
+  const char* name;
+  TokenUse want;
+  std::string id;
+  std::string serial;
+  int64_t now;
+};
+
+TEST_P(StoreTest, UseTokenRefusalsChangeNothing) {
+  TokenRecord ok = make_token("okokok", 5);
+  TokenRecord revoked = make_token("revokd", 5);
+  revoked.revoked = true;
+  TokenRecord used = make_token("usedup", 2);
+  used.uses = 2;
+  ASSERT_TRUE(store_->insert_token(ok));
+  ASSERT_TRUE(store_->insert_token(revoked));
+  ASSERT_TRUE(store_->insert_token(used));
+  ASSERT_TRUE(store_->insert_certificate(make_cert("taken")));
+
+  const int64_t expires = ok.expires_at;
+  const std::vector<Refusal> cases = {
+      {"unknown", TokenUse::kUnknown, "nonono", "new1", kNow},
+      {"revoked", TokenUse::kRevoked, "revokd", "new1", kNow},
+      {"expired at expires_at", TokenUse::kExpired, "okokok", "new1", expires},
+      {"expired after", TokenUse::kExpired, "okokok", "new1", expires + 1000},
+      {"used up", TokenUse::kUsedUp, "usedup", "new1", kNow},
+      {"duplicate serial", TokenUse::kDuplicateSerial, "okokok", "taken", kNow},
+  };
+  for (const Refusal& c : cases) {
+    SCOPED_TRACE(c.name);
+    const std::vector<CertRecord> certs_before = store_->list_certificates();
+    const std::vector<TokenRecord> tokens_before = store_->list_tokens();
+
+    CertRecord cert = make_cert(c.serial, kNow + 1);
+    cert.subject = "CN=must-not-be-stored";
+    EXPECT_EQ(store_->use_token(c.id, cert, c.now), c.want);
+
+    const std::vector<CertRecord> certs_after = store_->list_certificates();
+    const std::vector<TokenRecord> tokens_after = store_->list_tokens();
+    ASSERT_EQ(certs_after.size(), certs_before.size());
+    for (size_t i = 0; i < certs_after.size(); ++i) expect_same(certs_after[i], certs_before[i]);
+    ASSERT_EQ(tokens_after.size(), tokens_before.size());
+    for (size_t i = 0; i < tokens_after.size(); ++i) {
+      expect_same(tokens_after[i], tokens_before[i]);
+    }
+  }
+  // The refusals above left the good token usable.
+  EXPECT_EQ(store_->use_token("okokok", make_cert("new1"), kNow), TokenUse::kOk);
+  EXPECT_EQ(store_->find_token("okokok")->uses, 1);
+}
+
+TEST_P(StoreTest, RevokedBeatsExpiredAndUsedUp) {
+  TokenRecord t = make_token("aaaaaa", 1);
+  t.uses = 1;
+  t.revoked = true;
+  ASSERT_TRUE(store_->insert_token(t));
+  EXPECT_EQ(store_->use_token("aaaaaa", make_cert("01"), t.expires_at + 1), TokenUse::kRevoked);
+  ASSERT_TRUE(store_->insert_token(make_token("bbbbbb", 0)));
+  EXPECT_EQ(store_->use_token("bbbbbb", make_cert("01"), kNow + 999'999), TokenUse::kExpired);
+}
+
+TEST_P(StoreTest, Healthy) { EXPECT_TRUE(store_->healthy()); }
+
+// Runs fn(i) on n threads released together, so they really contend.
+template <typename Fn>
+void run_together(int n, Fn fn) {
+  std::atomic<int> ready{0};
+  std::atomic<bool> go{false};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i) {
+    threads.emplace_back([&, i] {
+      ++ready;
+      while (!go) std::this_thread::yield();
+      fn(i);
+    });
+  }
+  while (ready < n) std::this_thread::yield();
+  go = true;
+  for (std::thread& t : threads) t.join();
+}
+
+TEST_P(StoreTest, LastUseRaceHasOneWinner) {
+  constexpr int kThreads = 8;
+  ASSERT_TRUE(store_->insert_token(make_token("aaaaaa", 1)));
+  // On a file each thread gets its own connection, as separate processes would.
+  std::vector<std::unique_ptr<Store>> peers(kThreads);
+  for (auto& p : peers) p = open_peer();
+
+  std::vector<TokenUse> got(kThreads, TokenUse::kUnknown);
+  std::atomic<int> errors{0};
+  run_together(kThreads, [&](int i) {
+    Store& s = peers[i] ? *peers[i] : *store_;
+    try {
+      got[i] = s.use_token("aaaaaa", make_cert("s" + std::to_string(i)), kNow);
+    } catch (const std::exception& e) {
+      ++errors;
+      ADD_FAILURE() << e.what();
+    }
+  });
+  EXPECT_EQ(errors, 0);
+  int ok = 0, used_up = 0;
+  for (TokenUse u : got) {
+    ok += u == TokenUse::kOk;
+    used_up += u == TokenUse::kUsedUp;
+  }
+  EXPECT_EQ(ok, 1);
+  EXPECT_EQ(used_up, kThreads - 1);
+  EXPECT_EQ(store_->list_certificates().size(), 1u);
+  EXPECT_EQ(store_->find_token("aaaaaa")->uses, 1);
+}
+
+TEST_P(StoreTest, UseRaceHonoursUsesAllowed) {
+  constexpr int kThreads = 8;
+  constexpr int kRounds = 5;
+  ASSERT_TRUE(store_->insert_token(make_token("aaaaaa", 13)));
+  std::vector<std::unique_ptr<Store>> peers(kThreads);
+  for (auto& p : peers) p = open_peer();
+
+  std::atomic<int> ok{0}, used_up{0}, other{0};
+  run_together(kThreads, [&](int i) {
+    Store& s = peers[i] ? *peers[i] : *store_;
+    for (int r = 0; r < kRounds; ++r) {
+      try {
+        TokenUse u =
+            s.use_token("aaaaaa", make_cert(std::to_string(i) + "-" + std::to_string(r)), kNow);
+        if (u == TokenUse::kOk) {
+          ++ok;
+        } else if (u == TokenUse::kUsedUp) {
+          ++used_up;
+        } else {
+          ++other;
+        }
+      } catch (const std::exception& e) {
+        ++other;
+        ADD_FAILURE() << e.what();
+      }
+    }
+  });
+  EXPECT_EQ(ok, 13);
+  EXPECT_EQ(used_up, kThreads * kRounds - 13);
+  EXPECT_EQ(other, 0);
+  EXPECT_EQ(store_->list_certificates().size(), 13u);
+  EXPECT_EQ(store_->find_token("aaaaaa")->uses, 13);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest,
+                         ::testing::Values(Backend::kMemory, Backend::kSqliteMemory,
+                                           Backend::kSqliteFile),
+                         [](const ::testing::TestParamInfo<Backend>& info) {
+                           switch (info.param) {
+                             case Backend::kMemory:
+                               return "Memory";
+                             case Backend::kSqliteMemory:
+                               return "SqliteMemory";
+                             case Backend::kSqliteFile:
+                               return "SqliteFile";
+                           }
+                           return "Unknown";
+                         });
+
+// What only a database file has: a schema on disk, sharing, locking, permissions.
+class SqliteFileTest : public ::testing::Test {
+ protected:
+  fs::path db() const { return dir_.path() / "store.db"; }
+  std::string url() const { return "sqlite:" + db().string(); }
+
+  TempDir dir_;
+};
+
+TEST_F(SqliteFileTest, SchemaVersionAndWalSetOnOpen) {
+  open_store(url());
+  EXPECT_EQ(raw_pragma(db(), "user_version"), 1);
+  EXPECT_EQ(raw_pragma(db(), "application_id"), 0x6b756263);
+  // journal_mode is stored in the file once it is WAL; "wal" read back as text.
+  sqlite3* h = nullptr;
+  ASSERT_EQ(sqlite3_open(db().c_str(), &h), SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(h, "PRAGMA journal_mode", -1, &s, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)), "wal");
+  sqlite3_finalize(s);
+  sqlite3_close(h);
+}
+
+TEST_F(SqliteFileTest, ConcurrentFirstOpensMigrateOnce) {
+  // serve and a CLI command started together on a new file: both must come up.
+  constexpr int kThreads = 6;
+  std::vector<std::unique_ptr<Store>> stores(kThreads);
+  std::atomic<int> errors{0};
+  run_together(kThreads, [&](int i) {
+    try {
+      stores[i] = open_store(url());
+      if (!stores[i]->insert_token(make_token("tok" + std::to_string(100 + i)))) ++errors;
+    } catch (const std::exception& e) {
+      ++errors;
+      ADD_FAILURE() << e.what();
+    }
+  });
+  EXPECT_EQ(errors, 0);
+  EXPECT_EQ(raw_pragma(db(), "user_version"), 1);
+  ASSERT_TRUE(stores[0]);
+  EXPECT_EQ(stores[0]->list_tokens().size(), static_cast<size_t>(kThreads));
+}
+
+TEST_F(SqliteFileTest, ReopenKeepsData) {
+  {
+    auto store = open_store(url());
+    ASSERT_TRUE(store->insert_certificate(make_cert("0a")));
+    ASSERT_TRUE(store->insert_token(make_token("aaaaaa", 2)));
+    ASSERT_EQ(store->use_token("aaaaaa", make_cert("0b"), kNow), TokenUse::kOk);
+    ASSERT_TRUE(store->revoke_certificate("0a", 5, kNow + 1));
+  }
+  auto store = open_store(url());
+  EXPECT_EQ(raw_pragma(db(), "user_version"), 1);
+  EXPECT_EQ(serials(*store), (std::vector<std::string>{"0a", "0b"}));
+  EXPECT_EQ(store->find_certificate("0a")->status, "revoked");
+  EXPECT_EQ(store->find_certificate("0a")->reason, 5);
+  EXPECT_EQ(store->find_token("aaaaaa")->uses, 1);
+  // The data still obeys the rules after a reopen.
+  EXPECT_FALSE(store->insert_certificate(make_cert("0b")));
+  EXPECT_EQ(store->use_token("aaaaaa", make_cert("0c"), kNow), TokenUse::kOk);
+  EXPECT_EQ(store->use_token("aaaaaa", make_cert("0d"), kNow), TokenUse::kUsedUp);
+}
+
+TEST_F(SqliteFileTest, NewerSchemaRefused) {
+  {
+    auto store = open_store(url());
+    ASSERT_TRUE(store->insert_certificate(make_cert("0a")));
+  }
+  raw_exec(db(), "PRAGMA user_version = 999");
+  try {
+    open_store(url());
+    FAIL() << "a database from a newer kubeca was opened";
+  } catch (const std::runtime_error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(db().string()), std::string::npos) << msg;
+    EXPECT_NE(msg.find("999"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("newer kubeca"), std::string::npos) << msg;
+  }
+  // Refusing must not have touched it.
+  EXPECT_EQ(raw_pragma(db(), "user_version"), 999);
+}
+
+TEST_F(SqliteFileTest, OtherProgramsDatabaseRefused) {
+  raw_exec(db(), "PRAGMA application_id = 42; CREATE TABLE t (x INTEGER);");
+  EXPECT_THROW(open_store(url()), std::runtime_error);
+  EXPECT_EQ(raw_pragma(db(), "user_version"), 0);
+}
+
+TEST_F(SqliteFileTest, NotADatabaseRefused) {
+  std::ofstream(db()) << std::string(4096, 'x');
+  try {
+    open_store(url());
+    FAIL() << "a file of junk was opened as a store";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(url()), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(SqliteFileTest, CreatesPrivateFolderAndFile) {
+  const fs::path nested = dir_.path() / "a" / "b";
+  auto store = open_store("sqlite:" + (nested / "store.db").string());
+  ASSERT_TRUE(store->insert_certificate(make_cert("0a")));
+  struct stat st {};
+  ASSERT_EQ(::stat(nested.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_EQ(::stat((dir_.path() / "a").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_EQ(::stat((nested / "store.db").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(::stat((nested / "store.db-wal").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST_F(SqliteFileTest, ExistingFolderModeLeftAlone) {
+  const fs::path shared = dir_.path() / "pki";
+  fs::create_directory(shared);
+  fs::permissions(shared, fs::perms(0755));
+  open_store("sqlite:" + (shared / "store.db").string());
+  struct stat st {};
+  ASSERT_EQ(::stat(shared.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0755u);
+}
+
+TEST_F(SqliteFileTest, WaitsForAnotherWriter) {
+  auto store = open_store(url());
+  sqlite3* h = nullptr;
+  ASSERT_EQ(sqlite3_open(db().c_str(), &h), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(h, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  // Without a busy timeout the insert would fail at once with "database is locked".
+  std::thread holder([h] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    sqlite3_exec(h, "COMMIT", nullptr, nullptr, nullptr);
+  });
+  try {
+    EXPECT_TRUE(store->insert_certificate(make_cert("0a")));
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << e.what();
+  }
+  holder.join();
+  sqlite3_close(h);
+}
+
+TEST_F(SqliteFileTest, ErrorNamesStoreAndOperation) {
+  auto store = open_store(url());
+  sqlite3* h = nullptr;
+  ASSERT_EQ(sqlite3_open(db().c_str(), &h), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(h, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  // Held past the 5 s busy timeout.
+  try {
+    store->insert_certificate(make_cert("0a"));
+    ADD_FAILURE() << "insert went through a held write lock";
+  } catch (const std::runtime_error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(url()), std::string::npos) << msg;
+    EXPECT_NE(msg.find("inserting certificate 0a"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("database is locked"), std::string::npos) << msg;
+  }
+  sqlite3_exec(h, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(h);
+  // The store recovers once the lock is gone.
+  EXPECT_TRUE(store->insert_certificate(make_cert("0a")));
+  EXPECT_TRUE(store->healthy());
+}
+
+TEST_F(SqliteFileTest, TwoStoresSharedByThreads) {
+  // Like `kubeca serve` and a CLI command at once: two Stores, several threads each.
+  auto serve = open_store(url());
+  auto cli = open_store(url());
+  constexpr int kThreads = 6;
+  constexpr int kOps = 40;
+  std::atomic<int> errors{0};
+  run_together(kThreads, [&](int i) {
+    Store& s = i % 2 == 0 ? *serve : *cli;
+    try {
+      const std::string tid = "t" + std::to_string(i) + "xxxx";
+      if (!s.insert_token(make_token(tid, kOps))) ++errors;
+      for (int n = 0; n < kOps; ++n) {
+        const std::string serial = std::to_string(i) + "-" + std::to_string(n);
+        if (n % 2 == 0) {
+          if (s.use_token(tid, make_cert(serial), kNow) != TokenUse::kOk) ++errors;
+        } else {
+          if (!s.insert_certificate(make_cert(serial))) ++errors;
+          if (!s.revoke_certificate(serial, 1, kNow)) ++errors;
+        }
+        if (!s.find_certificate(serial)) ++errors;
+        s.list_tokens();
+        if (n % 10 == 0) s.list_certificates();
+      }
+    } catch (const std::exception& e) {
+      ++errors;
+      ADD_FAILURE() << e.what();
+    }
+  });
+  EXPECT_EQ(errors, 0);
+  for (Store* s : {serve.get(), cli.get()}) {
+    std::vector<CertRecord> certs = s->list_certificates();
+    EXPECT_EQ(certs.size(), static_cast<size_t>(kThreads * kOps));
+    int revoked = 0;
+    for (const CertRecord& c : certs) revoked += c.status == "revoked";
+    EXPECT_EQ(revoked, kThreads * kOps / 2);
+    for (const TokenRecord& t : s->list_tokens()) EXPECT_EQ(t.uses, kOps / 2) << t.id;
+  }
+}
+
+TEST(TokenUseTest, ToStringNamesEveryOutcome) {
+  EXPECT_STREQ(to_string(TokenUse::kOk), "ok");
+  EXPECT_STREQ(to_string(TokenUse::kUnknown), "unknown");
+  EXPECT_STREQ(to_string(TokenUse::kRevoked), "revoked");
+  EXPECT_STREQ(to_string(TokenUse::kExpired), "expired");
+  EXPECT_STREQ(to_string(TokenUse::kUsedUp), "used_up");
+  EXPECT_STREQ(to_string(TokenUse::kDuplicateSerial), "duplicate_serial");
+}
+
+TEST(OpenStoreTest, RefusesUnknownUrls) {
+  for (const char* url : {"", "sqlite:", "etcd:http://127.0.0.1:2379", "memory", "/tmp/x.db"}) {
+    SCOPED_TRACE(url);
+    EXPECT_THROW(open_store(url), std::runtime_error);
+  }
+}
+
+TEST(OpenStoreTest, InMemoryStoresAreSeparate) {
+  for (const char* url : {"memory:", "sqlite::memory:"}) {
+    SCOPED_TRACE(url);
+    auto a = open_store(url);
+    auto b = open_store(url);
+    ASSERT_TRUE(a->insert_certificate(make_cert("0a")));
+    EXPECT_FALSE(b->find_certificate("0a").has_value());
+  }
+}
+
+}  // namespace
+}  // namespace kubeca
