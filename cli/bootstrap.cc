@@ -1,8 +1,9 @@
+#include "kubeca/bootstrap.h"
+
 #include <iostream>
 
 #include "common.h"
 #include "kubeca/apply.h"
-#include "kubeca/bootstrap.h"
 
 namespace kubeca::cli {
 
@@ -27,9 +28,8 @@ int run_apply(const Config& config, const po::variables_map& vm) {
   if (vm.count("timeout")) o.api_timeout = parse_duration(vm["timeout"].as<std::string>());
   o.etcd = !vm.count("skip-etcd");
   o.namespaces = !vm.count("skip-namespaces");
-  bootstrap_apply(config, o, [](const ApplyStep& s) {
-    std::cout << s.what << ": " << s.result << std::endl;
-  });
+  bootstrap_apply(config, o,
+                  [](const ApplyStep& s) { std::cout << s.what << ": " << s.result << std::endl; });
   return 0;
 }
 

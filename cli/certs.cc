@@ -12,19 +12,40 @@ int cmd_certs(const std::vector<std::string>& args) {
       "pki", po::value<std::string>()->required(), "the PKI folder")(
       "warn", po::value<std::string>()->default_value("720h"),
       "check-expiration flags certificates that expire within this time")(
+      "rotate-key", "renew: make new keys instead of keeping them")(
+      "name", po::value<std::string>(), "renew: all, or a certificate (apiserver, etcd/server)")(
       "json", "print as JSON");
   po::positional_options_description pos;
-  pos.add("action", 1);
+  pos.add("action", 1).add("name", 1);
   po::variables_map vm;
-  if (!parse(args, "Usage: kubeca certs list|check-expiration --pki DIR [--json]\n\n"
+  if (!parse(args, "Usage: kubeca certs list|check-expiration --pki DIR [--json]\n"
+                   "       kubeca certs renew all|NAME --pki DIR [--rotate-key]\n\n"
                    "Lists every certificate in the PKI folder (and in its kubeconfigs) with\n"
-                   "its expiry, residual time, CA, serial and status.",
+                   "its expiry, residual time, CA, serial and status. renew issues the same\n"
+                   "identity again with a new validity, offline, with the CA key in DIR.",
              desc, vm, &pos)) {
     return 0;
   }
   const std::string action = vm["action"].as<std::string>();
+  if (action == "renew") {
+    if (!vm.count("name")) throw UsageError("certs renew needs all or a certificate name");
+    const auto renewed = renew_offline(vm["pki"].as<std::string>(), vm["name"].as<std::string>(),
+                                       vm.count("rotate-key") > 0, std::chrono::system_clock::now());
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& r : renewed) {
+      out.push_back({{"name", r.name}, {"old_serial", r.old_serial}, {"serial", r.new_serial},
+                     {"kubeconfigs", r.kubeconfigs}});
+      if (!vm.count("json")) {
+        std::cout << "renewed " << r.name << " (serial " << r.new_serial << ")";
+        for (const auto& k : r.kubeconfigs) std::cout << ", rewrote " << k;
+        std::cout << "\n";
+      }
+    }
+    if (vm.count("json")) print_json(out);
+    return 0;
+  }
   if (action != "list" && action != "check-expiration") {
-    throw UsageError("unknown action \"" + action + "\" (list or check-expiration)");
+    throw UsageError("unknown action \"" + action + "\" (list, check-expiration or renew)");
   }
   const auto now = std::chrono::system_clock::now();
   const auto warn = parse_duration(vm["warn"].as<std::string>());

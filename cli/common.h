@@ -63,6 +63,9 @@ int cmd_serve(const std::vector<std::string>& args);
 int cmd_token(const std::vector<std::string>& args);
 int cmd_request(const std::vector<std::string>& args);
 int cmd_bootstrap(const std::vector<std::string>& args);
+int cmd_renew(const std::vector<std::string>& args);
+int cmd_revoke(const std::vector<std::string>& args);
+int cmd_crl(const std::vector<std::string>& args);
 int cmd_demo(const std::vector<std::string>& args);
 
 }  // namespace kubeca::cli

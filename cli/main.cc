@@ -20,6 +20,9 @@ const Command kCommands[] = {
     {"token", "create, list, revoke: bootstrap tokens for nodes", cmd_token},
     {"request", "on a node: get its certificate with a token and the CA pin", cmd_request},
     {"bootstrap", "lay down a host's units, manifests and certificates", cmd_bootstrap},
+    {"renew", "on a node: renew its certificate over mTLS (--daemon to keep at it)", cmd_renew},
+    {"revoke", "revoke a certificate by serial or file", cmd_revoke},
+    {"crl", "write the current certificate revocation list", cmd_crl},
     {"demo", "the whole story on this machine, in a temporary folder", cmd_demo},
 };
 

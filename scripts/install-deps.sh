@@ -8,6 +8,7 @@ packages=(
   libsqlite3-dev sqlite3 libkainjow-mustache-dev
   openssl gnutls-bin kubectl etcd-server etcd-client systemd curl
   golang-cfssl wrk
+  nodejs python3  # bootstrap tests: npm schema validation, free ports
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -112,8 +112,7 @@ void wait_for_api(httplib::Client& c, const std::string& url, const ApplyOptions
     std::this_thread::sleep_for(o.poll_interval);
   }
   throw std::runtime_error("the API server at " + url + " did not answer /version within " +
-                           std::to_string(o.api_timeout.count() / 1000) + "s (last: " + last +
-                           ")");
+                           std::to_string(o.api_timeout.count() / 1000) + "s (last: " + last + ")");
 }
 
 // POST that treats 409 AlreadyExists as success: re-running apply is harmless.
@@ -158,14 +157,17 @@ std::vector<ApplyStep> bootstrap_apply(const Config& config, const ApplyOptions&
         errors += (errors.empty() ? "" : "; ") + url + ": " + e.what();
       }
     }
-    if (!ok) throw std::runtime_error("flannel network config: no etcd endpoint took it: " + errors);
-    done(std::string("flannel network config ") + kFlannelKey + (modern ? " (etcd v3)" : " (etcd v2)"),
+    if (!ok)
+      throw std::runtime_error("flannel network config: no etcd endpoint took it: " + errors);
+    done(std::string("flannel network config ") + kFlannelKey +
+             (modern ? " (etcd v3)" : " (etcd v2)"),
          written ? "created " + value : "exists (left as is)");
   }
 
   if (o.namespaces) {
-    const std::string api =
-        !o.apiserver.empty() ? o.apiserver : modern ? config.apiserver_url() : "http://127.0.0.1:8080";
+    const std::string api = !o.apiserver.empty() ? o.apiserver
+                            : modern             ? config.apiserver_url()
+                                                 : "http://127.0.0.1:8080";
     auto c = client_for(strip_path(api),
                         Tls{o.pki / "ca.pem", o.pki / "admin.pem", o.pki / "admin-key.pem"});
     wait_for_api(*c, api, o);

@@ -33,21 +33,30 @@ std::optional<Role> parse_role(const std::string& name) {
 
 const char* to_string(Role r) {
   switch (r) {
-    case Role::kMaster: return "master";
-    case Role::kWorker: return "worker";
-    case Role::kEtcd: return "etcd";
-    case Role::kAddons: return "addons";
+    case Role::kMaster:
+      return "master";
+    case Role::kWorker:
+      return "worker";
+    case Role::kEtcd:
+      return "etcd";
+    case Role::kAddons:
+      return "addons";
   }
   return "?";
 }
 
 const char* to_string(Change c) {
   switch (c) {
-    case Change::kCreate: return "create";
-    case Change::kUpdate: return "update";
-    case Change::kMode: return "mode";
-    case Change::kUnchanged: return "unchanged";
-    case Change::kConflict: return "conflict";
+    case Change::kCreate:
+      return "create";
+    case Change::kUpdate:
+      return "update";
+    case Change::kMode:
+      return "mode";
+    case Change::kUnchanged:
+      return "unchanged";
+    case Change::kConflict:
+      return "conflict";
   }
   return "?";
 }
@@ -202,15 +211,18 @@ json template_values(const Config& c, const BootstrapRequest& r) {
     }
     if (self.is_null()) {
       throw InputError("--node: \"" + node + "\" is not an etcd member (etcd.endpoints are on " +
-                       join([&] {
-                         std::vector<std::string> names;
-                         for (const auto& m : members) names.push_back(m["name"]);
-                         return names;
-                       }(),
-                            ", ") +
+                       join(
+                           [&] {
+                             std::vector<std::string> names;
+                             for (const auto& m : members) names.push_back(m["name"]);
+                             return names;
+                           }(),
+                           ", ") +
                        ")");
     }
-    v["etcd"] = self;
+    for (const char* k : {"name", "ip", "client_url", "peer_url", "client_port"}) {
+      v[std::string("etcd_") + k] = self[k];
+    }
     v["etcd_initial_cluster"] = join(initial, ",");
     if (modern) {
       Identity id{node, {self["ip"].get<std::string>()}, {}};
@@ -253,8 +265,13 @@ void plan_folder(const std::string& folder, json& v, const fs::path& pki,
   }
   if (const auto values = doc["values"]) {
     for (const auto& kv : values) {
-      const std::string key = kv.first.Scalar();
-      v[key] = render_template(index + " values." + key, kv.second.Scalar(), v);
+      const std::string key = kv.first.Scalar(), text = kv.second.Scalar();
+      // Unquoted true/false are switches for {{#sections}}; the rest are strings.
+      if (kv.second.Tag() != "!" && (text == "true" || text == "false")) {
+        v[key] = text == "true";
+      } else {
+        v[key] = render_template(index + " values." + key, text, v);
+      }
     }
   }
   if (const auto includes = doc["include"]) {
@@ -275,8 +292,10 @@ void plan_folder(const std::string& folder, json& v, const fs::path& pki,
       const fs::path src = pki / rel;
       if (pki.empty()) throw InputError("--pki is required: " + h.path + " comes from the PKI");
       if (!file_exists(src)) {
+        const std::string hint =
+            f["hint"] ? render_template(where + " hint", f["hint"].Scalar(), v) : "kubeca init";
         throw InputError("--pki: " + src.string() + " is missing (" + h.path +
-                         " is a copy of it); create it with `kubeca init` or `kubeca issue`");
+                         " is a copy of it); create it with `" + hint + "`");
       }
       h.content = read_file(src);
       h.source = "pki " + rel;
@@ -327,8 +346,8 @@ std::vector<HostFile> plan_files(const Config& config, const BootstrapRequest& r
   json v = template_values(config, request);
   std::vector<HostFile> out;
   std::set<std::string> seen;
-  plan_folder(std::string(to_string(config.flavor)) + "/" + to_string(request.role), v,
-              request.pki, out, seen);
+  plan_folder(std::string(to_string(config.flavor)) + "/" + to_string(request.role), v, request.pki,
+              out, seen);
   return out;
 }
 
@@ -341,7 +360,7 @@ std::vector<FileChange> compare_with_root(const std::vector<HostFile>& files,
     FileChange c;
     c.file = f;
     const fs::path target = under(root, f.path);
-    struct stat st{};
+    struct stat st {};
     if (::stat(target.c_str(), &st) != 0) {
       c.change = Change::kCreate;
       out.push_back(std::move(c));
@@ -379,8 +398,8 @@ std::string describe_changes(const std::vector<FileChange>& changes) {
     }
     std::string label = to_string(c.change);
     label.resize(10, ' ');
-    out << label << c.file.path << " (" << mode_str(c.file.mode) << " root:root, "
-        << c.file.source << ")";
+    out << label << c.file.path << " (" << mode_str(c.file.mode) << " root:root, " << c.file.source
+        << ")";
     if (!c.note.empty()) out << ": " << c.note;
     out << "\n";
     if (c.change == Change::kMode) continue;

@@ -17,7 +17,7 @@ std::vector<std::string> lines_of(const std::string& s) {
 }
 
 struct Op {
-  char kind;  // ' ', '-', '+'
+  char kind;    // ' ', '-', '+'
   size_t a, b;  // line numbers (0-based) in before / after
 };
 
@@ -39,10 +39,10 @@ std::string unified_diff(const std::string& before, const std::string& after,
   while (i < a.size() || j < b.size()) {
     if (i < a.size() && j < b.size() && a[i] == b[j]) {
       ops.push_back({' ', i++, j++});
-    } else if (j < b.size() && (i == a.size() || lcs[i][j + 1] >= lcs[i + 1][j])) {
-      ops.push_back({'+', i, j++});
+    } else if (i < a.size() && (j == b.size() || lcs[i + 1][j] >= lcs[i][j + 1])) {
+      ops.push_back({'-', i++, j});  // deletions first, as diff -u prints them
     } else {
-      ops.push_back({'-', i++, j});
+      ops.push_back({'+', i, j++});
     }
   }
   std::string out = "--- " + before_name + "\n+++ " + after_name + "\n";

@@ -1,8 +1,7 @@
 #include "kubeca/template.h"
 
-#include <kainjow/mustache.hpp>
-
 #include <algorithm>
+#include <kainjow/mustache.hpp>
 #include <stdexcept>
 
 namespace kubeca {
@@ -98,7 +97,9 @@ std::vector<std::string> unresolved_tags(const std::string& text, const json& da
     }
     const char sigil = triple ? '&' : raw[0];
     const std::string name =
-        triple ? raw : (std::string("#^/!&>=").find(sigil) != std::string::npos ? trim(raw.substr(1)) : raw);
+        triple
+            ? raw
+            : (std::string("#^/!&>=").find(sigil) != std::string::npos ? trim(raw.substr(1)) : raw);
     switch (triple ? '&' : sigil) {
       case '!':
         break;

@@ -1,9 +1,11 @@
 #include "kubeca/ca.h"
 
+#include <botan/ber_dec.h>
 #include <botan/data_src.h>
 #include <botan/der_enc.h>
 #include <botan/hash.h>
 #include <botan/hex.h>
+#include <botan/pkix_types.h>
 #include <botan/pubkey.h>
 #include <botan/x509_ca.h>
 #include <botan/x509_ext.h>
@@ -180,6 +182,10 @@ Botan::X509_Certificate Ca::issue(const CertSpec& spec, const Botan::Public_Key&
               cert_.not_after().to_std_timepoint(), serial, crl_url_, rng);
 }
 
+bool Ca::issued(const Botan::X509_Certificate& cert) const {
+  return cert.issuer_dn() == cert_.subject_dn() && cert.check_signature(*key_);
+}
+
 std::string Ca::certificate_pem() const { return to_pem(cert_); }
 
 std::string ca_pin(const Botan::X509_Certificate& cert) {
@@ -200,6 +206,54 @@ std::string serial_hex(const Botan::X509_Certificate& cert) {
 
 bool key_matches(const Botan::X509_Certificate& cert, const Botan::Public_Key& key) {
   return cert.subject_public_key_info() == Botan::X509::BER_encode(key);
+}
+
+CertSpec identity_of(const Botan::X509_Certificate& cert, Profile profile) {
+  CertSpec s;
+  s.profile = profile;
+  const auto cn = cert.subject_info("X520.CommonName");
+  s.common_name = cn.empty() ? "" : cn.front();
+  s.organizations = cert.subject_info("X520.Organization");
+  // Botan 2's own reader drops IPv6 addresses: read the GeneralNames from the DER.
+  const auto raw = cert.v3_extensions().extensions_raw();
+  const auto san = raw.find(Botan::OID("2.5.29.17"));
+  if (san != raw.end()) {
+    Botan::BER_Decoder der(san->second.first);
+    Botan::BER_Decoder names = der.start_cons(Botan::SEQUENCE);
+    while (names.more_items()) {
+      const Botan::BER_Object name = names.get_next_object();
+      if (name.is_a(2, Botan::CONTEXT_SPECIFIC)) {
+        s.dns_names.emplace_back(reinterpret_cast<const char*>(name.bits()), name.length());
+      } else if (name.is_a(7, Botan::CONTEXT_SPECIFIC) &&
+                 (name.length() == 4 || name.length() == 16)) {
+        IpAddress ip;
+        ip.v6 = name.length() == 16;
+        std::copy(name.bits(), name.bits() + name.length(), ip.bytes.begin());
+        s.ip_addresses.push_back(ip.str());
+      }
+    }
+  }
+  for (const auto& oid : cert.extended_key_usage()) {
+    if (oid == Botan::OID::from_string("PKIX.ServerAuth")) s.server_auth = true;
+    if (oid == Botan::OID::from_string("PKIX.ClientAuth")) s.client_auth = true;
+  }
+  s.seed_usages = (cert.constraints() & Botan::NON_REPUDIATION) != 0;
+  // notBefore was backdated by five minutes when it was issued.
+  s.validity = std::chrono::duration_cast<std::chrono::seconds>(
+                   cert.not_after().to_std_timepoint() - cert.not_before().to_std_timepoint()) -
+               std::chrono::minutes(5);
+  if (s.validity < std::chrono::seconds(1)) s.validity = std::chrono::seconds(1);
+  return s;
+}
+
+std::string dn_text(const Botan::X509_DN& dn) {
+  std::string out;
+  for (const auto& [oid, value] : dn.dn_info()) {
+    const std::string n = oid.to_formatted_string();
+    const std::string key = n == "X520.CommonName" ? "CN" : n == "X520.Organization" ? "O" : n;
+    out += (out.empty() ? "" : ", ") + key + "=" + value.value();
+  }
+  return out;
 }
 
 }  // namespace kubeca

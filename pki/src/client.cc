@@ -60,7 +60,20 @@ T* from_pem(const std::string& pem, F read) {
 HttpResult convert(const httplib::Result& r) {
   HttpResult out;
   if (!r) {
-    out.transport_error = "cannot reach the server: " + httplib::to_string(r.error());
+    switch (r.error()) {
+      case httplib::Error::SSLServerVerification:
+        out.transport_error =
+            "TLS: the server's certificate is not valid for this CA and address "
+            "(expired, another CA, or another name)";
+        out.retryable = false;
+        break;
+      case httplib::Error::SSLLoadingCerts:
+        out.transport_error = "TLS: the CA or client certificate cannot be loaded";
+        out.retryable = false;
+        break;
+      default:
+        out.transport_error = "cannot reach the server: " + httplib::to_string(r.error());
+    }
     return out;
   }
   out.status = r->status;
@@ -144,7 +157,7 @@ HttpResult with_retries(const std::function<HttpResult()>& attempt, int max_atte
   HttpResult r;
   for (int i = 1; i <= max_attempts; ++i) {
     r = attempt();
-    if (r.status != 0 && r.status != 503) return r;
+    if ((r.status != 0 && r.status != 503) || !r.retryable) return r;
     if (i == max_attempts) break;
     if (on_retry) on_retry(i, r);
     const auto wait = std::min(delay, max_delay);

@@ -75,6 +75,17 @@ std::vector<std::unique_ptr<Botan::Private_Key>> generate_keys(KeyAlgorithm a, s
   return keys;
 }
 
+KeyAlgorithm algorithm_of(const Botan::Public_Key& key) {
+  const std::string algo = key.algo_name();
+  if (algo == "RSA") {
+    return key.key_length() > 3072   ? KeyAlgorithm::kRsa4096
+           : key.key_length() > 2048 ? KeyAlgorithm::kRsa3072
+                                     : KeyAlgorithm::kRsa2048;
+  }
+  if (algo == "Ed25519") return KeyAlgorithm::kEd25519;
+  return key.key_length() > 256 ? KeyAlgorithm::kEcdsaP384 : KeyAlgorithm::kEcdsaP256;
+}
+
 std::string private_key_pem(const Botan::Private_Key& key) { return Botan::PKCS8::PEM_encode(key); }
 
 std::string public_key_pem(const Botan::Public_Key& key) { return Botan::X509::PEM_encode(key); }

@@ -4,7 +4,13 @@
 #include <botan/pkcs10.h>
 #include <botan/x509self.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdio>
+#include <random>
+#include <thread>
 
 #include "kubeca/ca.h"
 #include "kubeca/client.h"
@@ -20,8 +26,6 @@ namespace kubeca {
 namespace fs = std::filesystem;
 
 namespace {
-
-fs::path with_suffix(const fs::path& p, const char* suffix) { return p.string() + suffix; }
 
 bool still_fresh(const fs::path& cert, const fs::path& key, const fs::path& ca_file) {
   if (!file_exists(cert) || !file_exists(key) || !file_exists(ca_file)) return false;
@@ -49,36 +53,117 @@ std::string host_of(const std::string& url) {
 
 }  // namespace
 
-void install_pair(const fs::path& cert, const fs::path& key, const std::string& cert_pem,
+namespace {
+
+// The pair lives in a hidden folder of versions beside the files; NAME.pem and NAME-key.pem
+// are symlinks through "current", and "current" is switched with one rename, so the pair a
+// reader sees always matches, whenever the process is killed.
+fs::path versions_of(const fs::path& cert) {
+  return cert.parent_path() / ("." + cert.filename().string() + ".d");
+}
+
+void fsync_dir(const fs::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+std::string new_version(const fs::path& store, const std::string& cert_pem,
+                        const std::string& key_pem) {
+  std::random_device rd;
+  const std::string name =
+      "v" + std::to_string(std::chrono::system_clock::now().time_since_epoch().count()) + "-" +
+      std::to_string(rd() % 100000);
+  fs::create_directory(store / name);
+  write_file_atomic(store / name / "key.pem", key_pem, 0600);
+  write_file_atomic(store / name / "cert.pem", cert_pem, 0644);
+  return name;
+}
+
+// Atomically makes `link` a symlink to `target`, whatever `link` was.
+void replace_with_symlink(const fs::path& link, const fs::path& target) {
+  const fs::path tmp = link.string() + ".tmp-link";
+  fs::remove(tmp);
+  fs::create_symlink(target, tmp);
+  fs::rename(tmp, link);
+}
+
+bool points_into(const fs::path& link, const fs::path& store) {
+  return fs::is_symlink(link) &&
+         fs::read_symlink(link).begin()->string() == store.filename().string();
+}
+
+}  // namespace
+
+void install_pair(const fs::path& cert_in, const fs::path& key_in, const std::string& cert_pem,
                   const std::string& key_pem) {
-  const bool new_key = !file_exists(key) || read_file(key) != key_pem;
-  if (new_key) write_file_atomic(with_suffix(key, ".new"), key_pem, 0600);
-  write_file_atomic(with_suffix(cert, ".new"), cert_pem, 0644);
-  if (new_key) fs::rename(with_suffix(key, ".new"), key);
-  fs::rename(with_suffix(cert, ".new"), cert);
+  const fs::path cert = cert_in.parent_path().empty() ? "." / cert_in : cert_in;
+  const fs::path key = key_in.parent_path().empty() ? "." / key_in : key_in;
+  if (fs::absolute(cert).parent_path() != fs::absolute(key).parent_path()) {
+    // Versions need one folder; apart, the key goes first so a crash leaves it reusable.
+    write_file_atomic(key, key_pem, 0600);
+    write_file_atomic(cert, cert_pem, 0644);
+    return;
+  }
+  const fs::path store = versions_of(cert);
+  fs::create_directories(store);
+  fs::permissions(store, fs::perms::owner_all, fs::perm_options::replace);
+  const fs::path cert_link = fs::path(store.filename()) / "current" / "cert.pem";
+  const fs::path key_link = fs::path(store.filename()) / "current" / "key.pem";
+  auto switch_to = [&](const std::string& version) {
+    replace_with_symlink(store / "current", version);
+    fsync_dir(store);
+  };
+  const bool linked = points_into(cert, store) && points_into(key, store);
+  if (!linked && file_exists(cert) && file_exists(key)) {
+    // Plain files: first move the pair they hold behind the links, unchanged.
+    switch_to(new_version(store, read_file(cert), read_file(key)));
+    replace_with_symlink(cert, cert_link);
+    replace_with_symlink(key, key_link);
+  }
+  const std::string previous =
+      fs::is_symlink(store / "current") ? fs::read_symlink(store / "current").string() : "";
+  switch_to(new_version(store, cert_pem, key_pem));
+  if (!points_into(key, store)) replace_with_symlink(key, key_link);
+  if (!points_into(cert, store)) replace_with_symlink(cert, cert_link);
+  fsync_dir(cert.parent_path());
+  // Keep the previous version for a rollback by hand; drop older ones.
+  const std::string current = fs::read_symlink(store / "current").string();
+  for (const auto& e : fs::directory_iterator(store)) {
+    const std::string n = e.path().filename().string();
+    if (e.is_directory() && !e.is_symlink() && n != current && n != previous) fs::remove_all(e.path());
+  }
 }
 
 bool recover_pair(const fs::path& cert, const fs::path& key) {
-  const fs::path cert_new = with_suffix(cert, ".new"), key_new = with_suffix(key, ".new");
-  const bool have_cert_new = file_exists(cert_new), have_key_new = file_exists(key_new);
-  if (!have_cert_new && !have_key_new) return false;
-  if (!have_cert_new) {  // stopped before the certificate was written: the old pair stands
-    fs::remove(key_new);
-    return true;
-  }
-  try {
-    const auto c = parse_certificate_pem(read_file(cert_new));
-    const fs::path k = have_key_new ? key_new : key;
-    if (key_matches(c, *load_private_key_pem(read_file(k)))) {
-      if (have_key_new) fs::rename(key_new, key);
-      fs::rename(cert_new, cert);
-      return true;
+  bool did = false;
+  for (const fs::path& p : {fs::path(cert.string() + ".tmp-link"), fs::path(key.string() + ".tmp-link")}) {
+    if (fs::is_symlink(p) || file_exists(p)) {
+      fs::remove(p);
+      did = true;
     }
-  } catch (const std::exception&) {
   }
-  fs::remove(cert_new);
-  fs::remove(key_new);
-  return true;
+  const fs::path store = versions_of(cert.parent_path().empty() ? "." / cert : cert);
+  if (!fs::is_directory(store) || !fs::is_symlink(store / "current")) return did;
+  const std::string current = fs::read_symlink(store / "current").string();
+  std::vector<std::string> others;
+  for (const auto& e : fs::directory_iterator(store)) {
+    const std::string n = e.path().filename().string();
+    if (n == "current.tmp-link" || (!e.is_symlink() && e.is_directory() && n != current)) {
+      others.push_back(n);
+    }
+  }
+  std::sort(others.begin(), others.end());
+  // Versions newer than current were never switched to: a run that stopped half-way.
+  for (const auto& n : others) {
+    if (n == "current.tmp-link" || n > current) {
+      fs::remove_all(store / n);
+      did = true;
+    }
+  }
+  return did;
 }
 
 NodeRequestResult node_request(const NodeRequestOptions& o) {
@@ -165,6 +250,145 @@ NodeRequestResult node_request(const NodeRequestOptions& o) {
   }
   log("issued " + r.cert.string() + " serial " + r.serial);
   return r;
+}
+
+std::chrono::system_clock::time_point renewal_due(std::chrono::system_clock::time_point nb,
+                                                  std::chrono::system_clock::time_point na,
+                                                  double jitter) {
+  const auto issued = na - nb > std::chrono::minutes(5) ? nb + std::chrono::minutes(5) : nb;
+  const auto life = na - issued;
+  const auto jitter_span = std::chrono::duration_cast<std::chrono::system_clock::duration>(
+      life / 10 * jitter);
+  return issued + life * 2 / 3 - jitter_span;
+}
+
+namespace {
+
+double random_fraction() {
+  static thread_local std::mt19937 gen(std::random_device{}());
+  return std::uniform_real_distribution<double>(0.0, 1.0)(gen);
+}
+
+struct Pair {
+  Botan::X509_Certificate cert;
+  std::string key_pem;
+};
+
+Pair load_pair(const RenewOptions& o) {
+  recover_pair(o.cert, o.key);
+  Pair p{parse_certificate_pem(read_file(o.cert)), read_file(o.key)};
+  if (!key_matches(p.cert, *load_private_key_pem(p.key_pem))) {
+    throw std::runtime_error(o.key.string() + " is not the key of " + o.cert.string());
+  }
+  return p;
+}
+
+void run_hook(const RenewOptions& o) {
+  if (o.exec.empty()) return;
+  const int rc = std::system(o.exec.c_str());
+  if (o.log) o.log("ran --exec \"" + o.exec + "\": exit status " + std::to_string(WEXITSTATUS(rc)));
+}
+
+// One renewal attempt. Returns the HTTP result; on 201 the new pair is in place.
+HttpResult renew_once(const RenewOptions& o, const Pair& current, std::string& serial) {
+  const std::string ca_pem = read_file(o.ca_file);
+  Botan::AutoSeeded_RNG rng;
+  std::unique_ptr<Botan::Private_Key> key;
+  if (o.rotate_key) {
+    key = generate_key(algorithm_of(*load_private_key_pem(current.key_pem)), rng);
+  } else {
+    key = load_private_key_pem(current.key_pem);
+  }
+  Botan::X509_Cert_Options opts;
+  const auto csr = Botan::X509::create_cert_req(opts, *key, signature_hash(*key), rng);
+  ApiClient api(o.server, ca_pem, to_pem(current.cert), current.key_pem);
+  HttpResult r = api.post("/v1/renew", {{"csr", csr.PEM_encode()}});
+  if (r.status != 201) return r;
+  const std::string cert_pem = r.json().value("certificate", std::string());
+  const auto cert = parse_certificate_pem(cert_pem);
+  const auto ca = parse_certificate_pem(first_certificate_pem(ca_pem));
+  if (!key_matches(cert, *key) || !cert.check_signature(ca.subject_public_key())) {
+    throw std::runtime_error("the signer returned a certificate that does not match");
+  }
+  install_pair(o.cert, o.key, cert_pem, o.rotate_key ? private_key_pem(*key) : current.key_pem);
+  serial = serial_hex(cert);
+  return r;
+}
+
+}  // namespace
+
+RenewResult node_renew(const RenewOptions& o) {
+  if (o.server.rfind("https://", 0) != 0) throw InputError("--server: must be an https:// URL");
+  const Pair current = load_pair(o);
+  RenewResult out;
+  const auto due = renewal_due(current.cert.not_before().to_std_timepoint(),
+                               current.cert.not_after().to_std_timepoint(), random_fraction());
+  if (!o.force && std::chrono::system_clock::now() < due) {
+    out.next_due = due;
+    out.serial = serial_hex(current.cert);
+    return out;
+  }
+  std::string serial;
+  const HttpResult r = with_retries([&] { return renew_once(o, current, serial); }, o.max_attempts,
+                                    o.max_delay, [&](int attempt, const HttpResult& res) {
+                                      if (o.log) {
+                                        o.log("attempt " + std::to_string(attempt) + " failed (" +
+                                              res.describe() + "); retrying");
+                                      }
+                                    });
+  if (r.status != 201) throw std::runtime_error("renewal refused: " + r.describe());
+  out.renewed = true;
+  out.serial = serial;
+  const auto fresh = parse_certificate_pem(read_file(o.cert));
+  out.next_due = renewal_due(fresh.not_before().to_std_timepoint(),
+                             fresh.not_after().to_std_timepoint(), random_fraction());
+  if (o.log) o.log("renewed " + o.cert.string() + ": serial " + serial);
+  run_hook(o);
+  return out;
+}
+
+void renew_daemon(const RenewOptions& o, const std::atomic<bool>& stop) {
+  auto log = [&](const std::string& s) {
+    if (o.log) o.log(s);
+  };
+  auto sleep_until = [&](std::chrono::system_clock::time_point t) {
+    while (!stop && std::chrono::system_clock::now() < t) {
+      std::this_thread::sleep_for(std::min<std::chrono::system_clock::duration>(
+          t - std::chrono::system_clock::now(), std::chrono::milliseconds(200)));
+    }
+  };
+  std::chrono::milliseconds backoff(1000);
+  while (!stop) {
+    const Pair current = load_pair(o);
+    const auto due = renewal_due(current.cert.not_before().to_std_timepoint(),
+                                 current.cert.not_after().to_std_timepoint(), random_fraction());
+    log("next renewal of " + o.cert.string() + " (serial " + serial_hex(current.cert) +
+        ") due at " + Botan::X509_Time(due).readable_string());
+    sleep_until(due);
+    while (!stop) {
+      std::string serial;
+      HttpResult r;
+      try {
+        r = renew_once(o, current, serial);
+      } catch (const std::exception& e) {
+        r.transport_error = e.what();
+      }
+      if (r.status == 201) {
+        log("renewed " + o.cert.string() + ": serial " + serial);
+        run_hook(o);
+        backoff = std::chrono::milliseconds(1000);
+        break;
+      }
+      if ((r.status >= 400 && r.status < 500 && r.status != 429) || !r.retryable) {
+        throw std::runtime_error("renewal refused: " + r.describe() +
+                                 "; the certificate in place is kept");
+      }
+      log("renewal failed (" + r.describe() + "); retrying in " +
+          std::to_string(backoff.count()) + " ms; the certificate in place is kept");
+      sleep_until(std::chrono::system_clock::now() + backoff);
+      backoff = std::min(backoff * 2, o.max_delay);
+    }
+  }
 }
 
 }  // namespace kubeca

@@ -15,6 +15,7 @@
 
 #include "kubeca/fs.h"
 #include "kubeca/kubeconfig.h"
+#include "kubeca/node.h"
 
 namespace kubeca {
 
@@ -55,42 +56,29 @@ std::vector<CertSpec> planned_certificates(const Config& c) {
 
 namespace {
 
-std::string dn_string(const Botan::X509_DN& dn) {
-  std::string out;
-  for (const auto& [oid, value] : dn.dn_info()) {
-    const std::string name = oid.to_formatted_string();
-    std::string key = name == "X520.CommonName"      ? "CN"
-                      : name == "X520.Organization" ? "O"
-                                                    : name;
-    out += (out.empty() ? "" : ", ") + key + "=" + value.value();
-  }
-  return out;
-}
 
-// The identity a certificate stands for: subject and the SANs Botan can read.
-CertSpec identity_of(const Botan::X509_Certificate& cert) {
-  CertSpec s;
-  const auto cn = cert.subject_info("X520.CommonName");
-  s.common_name = cn.empty() ? "" : cn.front();
-  s.organizations = cert.subject_info("X520.Organization");
-  for (const auto& [type, value] : cert.subject_alt_name().get_attributes()) {
-    if (type == "DNS") s.dns_names.push_back(value);
-    if (type == "IP") s.ip_addresses.push_back(value);
-  }
-  return s;
-}
-
-// Botan reads IPv4 SANs only: compare on what it can read, sorted.
+// The identity of a spec, its lists sorted, for comparing.
 std::string normalized(CertSpec s) {
-  s.ip_addresses.erase(std::remove_if(s.ip_addresses.begin(), s.ip_addresses.end(),
-                                      [](const std::string& ip) {
-                                        return ip.find(':') != std::string::npos;
-                                      }),
-                       s.ip_addresses.end());
   std::sort(s.dns_names.begin(), s.dns_names.end());
   std::sort(s.ip_addresses.begin(), s.ip_addresses.end());
   std::sort(s.organizations.begin(), s.organizations.end());
   return describe(s);
+}
+
+// Regular files under dir (symlinks followed), skipping hidden ones and hidden folders such
+// as the versions behind a renewed pair.
+std::vector<fs::path> visible_files(const fs::path& dir) {
+  std::vector<fs::path> out;
+  for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator();
+       ++it) {
+    if (it->path().filename().string()[0] == '.') {
+      if (it->is_directory()) it.disable_recursion_pending();
+      continue;
+    }
+    if (it->is_regular_file()) out.push_back(it->path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 struct Item {
@@ -312,12 +300,9 @@ std::vector<CertStatus> list_certificates(const fs::path& dir, TimePoint now,
                                           std::chrono::seconds warn) {
   if (!fs::is_directory(dir)) throw std::runtime_error(dir.string() + " is not a folder");
   std::vector<std::pair<std::string, Botan::X509_Certificate>> certs;
-  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
-    if (!entry.is_regular_file()) continue;
-    const fs::path p = entry.path();
-    const std::string rel = fs::relative(p, dir).string();
+  for (const fs::path& p : visible_files(dir)) {
+    const std::string rel = p.lexically_relative(dir).string();
     const std::string fname = p.filename().string();
-    if (fname[0] == '.') continue;
     try {
       if (p.extension() == ".pem" && fname.find("-key.pem") == std::string::npos) {
         certs.emplace_back(rel.substr(0, rel.size() - 4), parse_certificate_pem(read_file(p)));
@@ -333,14 +318,14 @@ std::vector<CertStatus> list_certificates(const fs::path& dir, TimePoint now,
   }
   std::map<std::string, std::string> ca_names;  // subject DN -> file name
   for (const auto& [name, cert] : certs) {
-    if (cert.is_CA_cert()) ca_names[dn_string(cert.subject_dn())] = name;
+    if (cert.is_CA_cert()) ca_names[dn_text(cert.subject_dn())] = name;
   }
   std::vector<CertStatus> out;
   for (const auto& [name, cert] : certs) {
     CertStatus s;
     s.name = name;
-    s.subject = dn_string(cert.subject_dn());
-    const std::string issuer = dn_string(cert.issuer_dn());
+    s.subject = dn_text(cert.subject_dn());
+    const std::string issuer = dn_text(cert.issuer_dn());
     s.issuer = cert.is_CA_cert() && issuer == s.subject ? ""
                : ca_names.count(issuer)                 ? ca_names[issuer]
                                                         : issuer;
@@ -358,6 +343,123 @@ std::vector<CertStatus> list_certificates(const fs::path& dir, TimePoint now,
     if (a.is_ca != b.is_ca) return !a.is_ca;
     return a.name < b.name;
   });
+  return out;
+}
+
+namespace {
+
+struct Found {
+  std::string name;
+  fs::path path;
+  Botan::X509_Certificate cert;
+};
+
+std::vector<Found> pem_certificates(const fs::path& dir) {
+  std::vector<Found> out;
+  for (const fs::path& p : visible_files(dir)) {
+    const std::string fname = p.filename().string();
+    if (p.extension() != ".pem" || fname.find("-key.pem") != std::string::npos) {
+      continue;
+    }
+    try {
+      const std::string rel = p.lexically_relative(dir).string();
+      out.push_back({rel.substr(0, rel.size() - 4), p, parse_certificate_pem(read_file(p))});
+    } catch (const std::exception&) {
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const Found& a, const Found& b) { return a.name < b.name; });
+  return out;
+}
+
+// Replaces the embedded client certificate (and key) in every kubeconfig holding `old_pem`.
+std::vector<std::string> rewrite_kubeconfigs(const fs::path& dir, const std::string& old_pem,
+                                             const std::string& new_pem,
+                                             const std::string& new_key_pem) {
+  std::vector<std::string> out;
+  const std::string old_b64 = Botan::base64_encode(
+      reinterpret_cast<const uint8_t*>(old_pem.data()), old_pem.size());
+  for (const fs::path& conf : visible_files(dir)) {
+    if (conf.extension() != ".conf") continue;
+    YAML::Node root;
+    try {
+      root = YAML::LoadFile(conf.string());
+    } catch (const YAML::Exception&) {
+      continue;
+    }
+    bool changed = false;
+    for (auto u : root["users"]) {
+      YAML::Node user = u["user"];
+      if (user["client-certificate-data"] &&
+          user["client-certificate-data"].as<std::string>() == old_b64) {
+        user["client-certificate-data"] = Botan::base64_encode(
+            reinterpret_cast<const uint8_t*>(new_pem.data()), new_pem.size());
+        user["client-key-data"] = Botan::base64_encode(
+            reinterpret_cast<const uint8_t*>(new_key_pem.data()), new_key_pem.size());
+        changed = true;
+      }
+    }
+    if (changed) {
+      YAML::Emitter e;
+      e << root;
+      write_file_atomic(conf, std::string(e.c_str()) + "\n", 0600);
+      out.push_back(conf.lexically_relative(dir).string());
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<Renewed> renew_offline(const fs::path& dir, const std::string& name, bool rotate_key,
+                                   TimePoint now) {
+  if (!fs::is_directory(dir)) throw std::runtime_error(dir.string() + " is not a folder");
+  const auto all = pem_certificates(dir);
+  std::vector<const Found*> targets;
+  for (const auto& f : all) {
+    if (f.cert.is_CA_cert()) continue;
+    if (name == "all" || f.name == name) targets.push_back(&f);
+  }
+  if (targets.empty()) {
+    throw InputError("no certificate \"" + name + "\" in " + dir.string() +
+                     " (see `kubeca certs list`)");
+  }
+  // Everything is issued before anything is written: a failure leaves the folder as it was.
+  struct Plan {
+    const Found* f;
+    Botan::X509_Certificate cert;
+    std::string key_pem;
+  };
+  std::vector<Plan> plans;
+  std::map<std::string, std::unique_ptr<Ca>> cas;
+  Botan::AutoSeeded_RNG rng;
+  for (const Found* f : targets) {
+    const Found* issuer = nullptr;
+    for (const auto& c : all) {
+      if (c.cert.is_CA_cert() && c.cert.subject_dn() == f->cert.issuer_dn()) issuer = &c;
+    }
+    if (!issuer) {
+      throw std::runtime_error(f->name + ": its CA (" + dn_text(f->cert.issuer_dn()) +
+                               ") is not in " + dir.string());
+    }
+    auto& ca = cas[issuer->name];
+    if (!ca) ca = Ca::load(issuer->path, key_path(dir, issuer->name));
+    const fs::path kp = key_path(dir, f->name);
+    std::string key_pem = read_file(kp);
+    auto key = load_private_key_pem(key_pem);
+    if (rotate_key) {
+      key = generate_key(algorithm_of(*key), rng);
+      key_pem = private_key_pem(*key);
+    }
+    const CertSpec spec = identity_of(f->cert);
+    plans.push_back({f, ca->issue(spec, *key, now, random_serial(rng), rng), key_pem});
+  }
+  std::vector<Renewed> out;
+  for (const auto& p : plans) {
+    const std::string old_pem = read_file(p.f->path), new_pem = to_pem(p.cert);
+    install_pair(p.f->path, key_path(dir, p.f->name), new_pem, p.key_pem);
+    out.push_back({p.f->name, serial_hex(p.f->cert), serial_hex(p.cert),
+                   rewrite_kubeconfigs(dir, old_pem, new_pem, p.key_pem)});
+  }
   return out;
 }
 

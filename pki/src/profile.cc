@@ -208,8 +208,10 @@ CertSpec make_spec(const Config& c, Profile p, const Identity& id) {
       std::vector<std::string> ips = id.ips;
       if (ips.empty() && name == c.master_name) ips.push_back(c.master_host);
       s.common_name = name;
+      // kubeadm gives the etcd server clientAuth too: etcd's own gRPC gateway dials itself
+      // with this certificate when client auth is on (etcd-io/etcd#9785).
       s.server_auth = true;
-      s.client_auth = !server;
+      s.client_auth = true;
       add_san(s, "localhost");
       add_san(s, name);
       add_san(s, "127.0.0.1");

@@ -20,9 +20,12 @@
 #include <thread>
 
 #include "kubeca/ca.h"
+#include "kubeca/crl.h"
+#include "kubeca/csr.h"
 #include "kubeca/fs.h"
 #include "kubeca/keys.h"
 #include "kubeca/net.h"
+#include "kubeca/node.h"
 #include "kubeca/pki.h"
 #include "kubeca/token.h"
 
@@ -37,11 +40,6 @@ int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
 }
 
-int64_t unix_of(const Botan::X509_Time& t) {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             t.to_std_timepoint().time_since_epoch())
-      .count();
-}
 
 // A refusal that reaches the client as {"error", "code"} with its status.
 struct Refusal {
@@ -141,28 +139,14 @@ class FailureLimiter {
   std::map<std::string, std::deque<std::chrono::steady_clock::time_point>> failures_;
 };
 
-std::vector<std::string> sans_of(const CertSpec& s) {
-  std::vector<std::string> out;
-  for (const auto& d : s.dns_names) out.push_back("DNS:" + d);
-  for (const auto& ip : s.ip_addresses) out.push_back("IP:" + ip);
-  return out;
-}
 
-std::string dn_text(const Botan::X509_DN& dn) {
-  std::string out;
-  for (const auto& [oid, value] : dn.dn_info()) {
-    const std::string n = oid.to_formatted_string();
-    const std::string key = n == "X520.CommonName" ? "CN" : n == "X520.Organization" ? "O" : n;
-    out += (out.empty() ? "" : ", ") + key + "=" + value.value();
-  }
-  return out;
-}
 
 struct ParsedCsr {
-  std::unique_ptr<Botan::PKCS10_Request> req;
+  std::unique_ptr<Csr> req;
   std::unique_ptr<Botan::Public_Key> key;
 };
 
+// Decoded with Botan, the self-signature checked once with OpenSSL (kubeca/csr.h says why).
 ParsedCsr parse_csr(const json& body) {
   if (!body.contains("csr") || !body["csr"].is_string()) {
     throw Refusal{400, "missing_csr", "the body needs a \"csr\" field with a PEM CSR"};
@@ -173,21 +157,17 @@ ParsedCsr parse_csr(const json& body) {
   }
   ParsedCsr out;
   try {
-    Botan::DataSource_Memory src(pem);
-    out.req = std::make_unique<Botan::PKCS10_Request>(src);
-    out.key.reset(out.req->subject_public_key());
+    out.req = std::make_unique<Csr>(Csr::from_pem(pem));
+    out.key = out.req->subject_public_key();
   } catch (const std::exception& e) {
     throw Refusal{400, "malformed_csr", std::string("csr cannot be parsed: ") + e.what()};
   }
+  // A bad self-signature is reported before a weak key, as when Botan checked it.
+  if (!out.req->self_signature_ok()) {
+    throw Refusal{400, "bad_csr_signature", "the CSR's self-signature does not verify"};
+  }
   const std::string weak = weak_key_reason(*out.key);
   if (!weak.empty()) throw Refusal{403, "weak_key", weak};
-  bool good = false;
-  try {
-    good = out.req->check_signature(*out.key);
-  } catch (const std::exception&) {
-    good = false;
-  }
-  if (!good) throw Refusal{400, "bad_csr_signature", "the CSR's self-signature does not verify"};
   if (out.req->is_CA()) {
     throw Refusal{403, "ca_not_allowed", "the CSR asks for a CA certificate (CA:TRUE)"};
   }
@@ -196,7 +176,7 @@ ParsedCsr parse_csr(const json& body) {
 
 // A CSR may leave its subject and names empty, or repeat the ones it will get; asking for
 // anything else is refused rather than silently dropped.
-void check_csr_names(const Botan::PKCS10_Request& req, const CertSpec& spec,
+void check_csr_names(const Csr& req, const CertSpec& spec,
                      const std::set<std::string>& extra_cns) {
   const auto& dn = req.subject_dn();
   for (const auto& [oid, value] : dn.dn_info()) {
@@ -261,6 +241,9 @@ struct SigningServer::Impl {
   std::mutex audit_mu;
   std::ofstream audit_file;
   std::atomic<bool> ready{false};
+  std::mutex crl_mu;
+  Crl crl;
+  std::set<std::string> crl_serials;  // what the cached CRL lists
 
   Impl(const Config& c, const std::filesystem::path& dir, std::unique_ptr<Store> s,
        const ServeOptions& o)
@@ -305,15 +288,7 @@ struct SigningServer::Impl {
     const Ca& signer = ca_for(spec.profile);
     for (int attempt = 0; attempt < 4; ++attempt) {
       const auto cert = signer.issue(spec, key, Clock::now(), random_serial(rng), rng);
-      CertRecord rec;
-      rec.serial = serial_hex(cert);
-      rec.profile = to_string(spec.profile);
-      rec.subject = dn_text(cert.subject_dn());
-      rec.sans = sans_of(spec);
-      rec.not_before = unix_of(cert.not_before());
-      rec.not_after = unix_of(cert.not_after());
-      rec.requester = requester;
-      rec.pem = to_pem(cert);
+      CertRecord rec = record_of(cert, to_string(spec.profile), requester);
       const TokenUse r = use(rec);
       if (r == TokenUse::kDuplicateSerial) continue;
       if (r != TokenUse::kOk) throw Refusal{401, std::string("token_") + to_string(r), token_message(r)};
@@ -321,6 +296,7 @@ struct SigningServer::Impl {
       return {{"certificate", rec.pem},
               {"ca", signer.certificate_pem()},
               {"serial", rec.serial},
+              {"subject", rec.subject},
               {"not_after", format_time(cert.not_after().to_std_timepoint())}};
     }
     throw Refusal{500, "serial_collision", "could not find a free serial"};
@@ -340,8 +316,7 @@ struct SigningServer::Impl {
   Botan::X509_Certificate client_identity(const httplib::Request& req) {
     auto cert = peer_certificate(req);
     if (!cert) throw Refusal{401, "client_certificate_required", "this endpoint needs a client certificate (mTLS)"};
-    if (cert->issuer_dn() != ca->certificate().subject_dn() ||
-        !cert->check_signature(ca->key())) {
+    if (!ca->issued(*cert)) {
       throw Refusal{401, "unknown_issuer", "the client certificate was not issued by this CA"};
     }
     const auto now = Clock::now();
@@ -427,27 +402,12 @@ struct SigningServer::Impl {
     const json body = parse_body(req);
     ParsedCsr csr = parse_csr(body);
     // The same identity as the certificate presented: subject, names and usages.
-    CertSpec spec;
     const auto rec = store->find_certificate(serial_hex(old));
     const auto profile = rec ? parse_profile(rec->profile) : std::nullopt;
-    spec.profile = profile ? *profile : Profile::kKubelet;
-    if (profile_is_ca(spec.profile)) throw Refusal{403, "profile_not_allowed", "a CA cannot be renewed here"};
-    const auto cn = old.subject_info("X520.CommonName");
-    spec.common_name = cn.empty() ? "" : cn.front();
-    spec.organizations = old.subject_info("X520.Organization");
-    for (const auto& [type, value] : old.subject_alt_name().get_attributes()) {
-      if (type == "DNS") spec.dns_names.push_back(value);
-      if (type == "IP") spec.ip_addresses.push_back(value);
+    CertSpec spec = identity_of(old, profile ? *profile : Profile::kKubelet);
+    if (profile_is_ca(spec.profile) || issuer_of(spec.profile) != Profile::kCa) {
+      throw Refusal{403, "profile_not_allowed", "only certificates of the cluster CA renew here"};
     }
-    for (const auto& oid : old.extended_key_usage()) {
-      if (oid == Botan::OID::from_string("PKIX.ServerAuth")) spec.server_auth = true;
-      if (oid == Botan::OID::from_string("PKIX.ClientAuth")) spec.client_auth = true;
-    }
-    spec.seed_usages = config.flavor == Flavor::kCoreos2016;
-    spec.validity = std::chrono::seconds(old.not_after().time_since_epoch() -
-                                         old.not_before().time_since_epoch()) -
-                    std::chrono::minutes(5);
-    if (spec.validity <= std::chrono::seconds(0)) spec.validity = config.cert_validity;
     profile_out = to_string(spec.profile);
     check_csr_names(*csr.req, spec, {});
     return issue(spec, *csr.key, "renew:" + serial_hex(old), [&](const CertRecord& r) {
@@ -504,6 +464,63 @@ struct SigningServer::Impl {
     return out;
   }
 
+  // The CRL, made again when the store's revocations changed (the CLI may revoke too) or
+  // half its life has passed, so it is never served past its nextUpdate.
+  Crl current_crl() {
+    const auto records = store->list_certificates();
+    std::set<std::string> revoked;
+    for (const auto& r : records) {
+      if (r.status == "revoked") revoked.insert(r.serial);
+    }
+    const auto now = Clock::now();
+    std::lock_guard<std::mutex> lock(crl_mu);
+    if (crl.der.empty() || revoked != crl_serials ||
+        now - crl.this_update > (crl.next_update - crl.this_update) / 2) {
+      crl = make_crl(*ca, records, now);
+      crl_serials = revoked;
+    }
+    return crl;
+  }
+
+  json revoke(const httplib::Request& req) {
+    const json body = parse_body(req);
+    int reason = 0;
+    if (body.contains("reason")) {
+      const auto r = body["reason"].is_string()
+                         ? parse_revocation_reason(body["reason"].get<std::string>())
+                         : std::nullopt;
+      if (!r) throw Refusal{400, "malformed_request", "reason: not an RFC 5280 reason name"};
+      reason = *r;
+    }
+    std::string serial;
+    if (body.contains("certificate") && body["certificate"].is_string()) {
+      Botan::X509_Certificate cert;
+      try {
+        cert = parse_certificate_pem(body["certificate"].get<std::string>());
+      } catch (const std::exception& e) {
+        throw Refusal{400, "malformed_certificate", std::string("certificate: ") + e.what()};
+      }
+      if (!ca->issued(cert)) {
+        throw Refusal{400, "unknown_issuer", "the certificate was not issued by this CA"};
+      }
+      serial = serial_hex(cert);
+      if (!store->find_certificate(serial)) store->insert_certificate(record_of(cert, "", "revoke"));
+    } else if (body.contains("serial") && body["serial"].is_string()) {
+      serial = body["serial"].get<std::string>();
+      for (auto& ch : serial) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      serial.erase(std::remove(serial.begin(), serial.end(), ':'), serial.end());
+    } else {
+      throw Refusal{400, "malformed_request", "give \"serial\" (hex) or \"certificate\" (PEM)"};
+    }
+    if (!store->revoke_certificate(serial, reason, unix_now())) {
+      throw Refusal{404, "not_found", "no certificate with serial " + serial + " in the store"};
+    }
+    const auto rec = store->find_certificate(serial);
+    current_crl();
+    return {{"serial", serial}, {"status", rec->status}, {"reason", revocation_reason_name(rec->reason)},
+            {"revoked_at", format_time(Clock::from_time_t(rec->revoked_at))}};
+  }
+
   void setup_routes();
   void send_error(httplib::Response& res, const Refusal& r) {
     res.status = r.status;
@@ -552,7 +569,7 @@ void SigningServer::Impl::setup_routes() {
     std::string token_id;
     try {
       json out = sign(req, profile, token_id);
-      audit(req, "sign", token_id, profile, "", out["serial"], "issued", "");
+      audit(req, "sign", token_id, profile, out["subject"], out["serial"], "issued", "");
       res.status = 201;
       res.set_content(out.dump() + "\n", "application/json");
     } catch (const Refusal& r) {
@@ -563,7 +580,7 @@ void SigningServer::Impl::setup_routes() {
   s.Post("/v1/renew", route("/v1/renew", [this](const auto& req, auto& res, auto& profile) {
     try {
       json out = renew(req, profile);
-      audit(req, "renew", "", profile, "", out["serial"], "issued", "");
+      audit(req, "renew", "", profile, out["subject"], out["serial"], "issued", "");
       res.status = 201;
       res.set_content(out.dump() + "\n", "application/json");
     } catch (const Refusal& r) {
@@ -602,6 +619,21 @@ void SigningServer::Impl::setup_routes() {
                      {"status", c.status}, {"requester", c.requester}});
     }
     res.set_content(out.dump() + "\n", "application/json");
+  }));
+
+  s.Post("/v1/revoke", route("/v1/revoke", [this](const auto& req, auto& res, auto&) {
+    require_admin(req);
+    json out = revoke(req);
+    audit(req, "revoke", "", "", "", out["serial"], "revoked", out["reason"]);
+    res.set_content(out.dump() + "\n", "application/json");
+  }));
+  s.Get("/v1/crl", route("/v1/crl", [this](const auto& req, auto& res, auto&) {
+    const Crl c = current_crl();
+    if (req.get_header_value("Accept").find("application/x-pem-file") != std::string::npos) {
+      res.set_content(c.pem(), "application/x-pem-file");
+    } else {
+      res.set_content(std::string(c.der.begin(), c.der.end()), "application/pkix-crl");
+    }
   }));
 
   // Known paths and their methods: anything else is 404 or 405, before a body is read.
@@ -663,9 +695,19 @@ SigningServer::SigningServer(const Config& config, const std::filesystem::path& 
   }
   const CertSpec signer = make_spec(config, Profile::kSigner);
   const auto cp = cert_path(pki_dir, signer.file), kp = key_path(pki_dir, signer.file);
-  if (!file_exists(cp) || !file_exists(kp)) {
-    issue_to_files(*m.ca, signer, *parse_key_algorithm(config.key_algorithm), cp.parent_path() / signer.file,
-                   Clock::now());
+  bool reissue = !file_exists(cp) || !file_exists(kp);
+  if (!reissue) {
+    // An expired signer certificate or one from an older CA would fail every client.
+    const auto current = parse_certificate_pem(read_file(cp));
+    reissue = !m.ca->issued(current) || current.not_after().to_std_timepoint() <= Clock::now();
+    if (reissue) std::cerr << "kubeca: " << cp.string() << " is expired or not from this CA\n";
+  }
+  if (reissue) {
+    Botan::AutoSeeded_RNG rng;
+    const auto key = generate_key(*parse_key_algorithm(config.key_algorithm), rng);
+    const auto cert = m.ca->issue(signer, *key, Clock::now(), random_serial(rng), rng);
+    install_pair(cp, kp, to_pem(cert), private_key_pem(*key));
+    std::cerr << "kubeca: issued the signer certificate " << cp.string() << "\n";
   }
   m.signer_cert_pem = read_file(cp);
   m.signer_key_pem = read_file(kp);

@@ -70,7 +70,7 @@ std::pair<std::string, TokenRecord> create_token(Store& store, const TokenReques
   if (*p == Profile::kKubelet && r.ips.empty()) {
     throw InputError("ip: a kubelet token needs the node's IP (--ip)");
   }
-  if (r.uses < 1 || r.uses > 1000) throw InputError("uses: must be between 1 and 1000");
+  if (r.uses < 1 || r.uses > 1000000) throw InputError("uses: must be between 1 and 1000000");
   if (r.ttl.count() <= 0 || r.ttl > std::chrono::hours(24 * 365)) {
     throw InputError("ttl: must be positive and at most a year");
   }

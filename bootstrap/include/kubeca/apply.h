@@ -14,7 +14,7 @@ namespace kubeca {
 
 struct ApplyOptions {
   std::vector<std::string> etcd_endpoints;  // empty: the config's etcd.endpoints
-  std::string apiserver;  // empty: http://127.0.0.1:8080 (coreos-2016) or the API URL (modern)
+  std::string apiserver;      // empty: http://127.0.0.1:8080 (coreos-2016) or the API URL (modern)
   std::filesystem::path pki;  // client credentials for https endpoints
   std::chrono::milliseconds api_timeout = std::chrono::minutes(5);  // waiting for /version
   std::chrono::milliseconds poll_interval = std::chrono::seconds(2);

@@ -3,9 +3,8 @@
 // Bootstrap reads certificates; it never signs one.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>

@@ -42,6 +42,9 @@ class Ca {
   const Botan::Private_Key& key() const { return *key_; }
   std::string certificate_pem() const;
 
+  // True when `cert` names this CA as issuer and carries its signature.
+  bool issued(const Botan::X509_Certificate& cert) const;
+
   // Put a CRL distribution point with this URL in every certificate issued from now on.
   void set_crl_url(std::string url) { crl_url_ = std::move(url); }
   const std::string& crl_url() const { return crl_url_; }
@@ -53,11 +56,16 @@ class Ca {
   mutable std::mutex mu_;  // Botan's PK_Signer is not thread-safe
 };
 
+// The identity and usages a certificate carries, as a spec to issue it again: subject,
+// SANs (IPv6 ones too), EKUs, the seed's usages, and its lifetime.
+CertSpec identity_of(const Botan::X509_Certificate& cert, Profile profile = Profile::kKubelet);
+
 // SHA-256 of the certificate's SubjectPublicKeyInfo, "sha256:HEX" (kubeadm's CA pin).
 std::string ca_pin(const Botan::X509_Certificate& cert);
 std::string to_pem(const Botan::X509_Certificate& cert);
 Botan::X509_Certificate parse_certificate_pem(const std::string& pem);
 std::string serial_hex(const Botan::X509_Certificate& cert);
+std::string dn_text(const Botan::X509_DN& dn);  // "O=system:nodes, CN=system:node:n1"
 // True when `key` is the certificate's key (SubjectPublicKeyInfo compared).
 bool key_matches(const Botan::X509_Certificate& cert, const Botan::Public_Key& key);
 

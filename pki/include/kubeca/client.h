@@ -13,6 +13,7 @@ struct HttpResult {
   int status = 0;         // 0: no HTTP answer (see transport_error)
   std::string body;
   std::string transport_error;
+  bool retryable = true;  // a transport failure worth retrying (not a TLS trust failure)
   nlohmann::json json() const;  // the body as JSON, or null
   // "the server's error message (code)" for a refusal, or the transport error.
   std::string describe() const;
@@ -35,7 +36,7 @@ class ApiClient {
   std::unique_ptr<Impl> impl_;
 };
 
-// Runs `attempt` until it gets an HTTP answer, sleeping 0.5 s, 1 s, 2 s ... (capped at
+// Runs `attempt` until it gets an HTTP answer or a failure not worth retrying, sleeping 0.5 s, 1 s, 2 s ... (capped at
 // max_delay) between tries; `on_retry` hears each failure. Returns the last result.
 HttpResult with_retries(const std::function<HttpResult()>& attempt, int max_attempts,
                         std::chrono::milliseconds max_delay,

@@ -22,6 +22,9 @@ std::unique_ptr<Botan::Private_Key> generate_key(KeyAlgorithm a, Botan::RandomNu
 std::vector<std::unique_ptr<Botan::Private_Key>> generate_keys(KeyAlgorithm a, size_t n,
                                                                unsigned threads = 0);
 
+// The algorithm of an existing key, to make its successor of the same kind.
+KeyAlgorithm algorithm_of(const Botan::Public_Key& key);
+
 std::string private_key_pem(const Botan::Private_Key& key);  // PKCS#8
 std::string public_key_pem(const Botan::Public_Key& key);    // SubjectPublicKeyInfo
 std::unique_ptr<Botan::Private_Key> load_private_key_pem(const std::string& pem);

@@ -1,6 +1,7 @@
 // The node side: `kubeca request` at boot and `kubeca renew` before expiry.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -36,8 +37,41 @@ struct NodeRequestResult {
 // CA does not match the pin (nothing is written then).
 NodeRequestResult node_request(const NodeRequestOptions& options);
 
-// Writes a certificate and its key so that a crash at any point leaves a matching pair:
-// both go to .new files first, then the key, then the certificate, are renamed into place.
+struct RenewOptions {
+  std::string server;
+  std::filesystem::path ca_file, cert, key;
+  bool rotate_key = false;
+  bool force = false;     // renew now even when not yet due
+  std::string exec;       // run with /bin/sh -c after each swap
+  int max_attempts = 8;   // one-shot mode: tries while the server is unreachable
+  std::chrono::milliseconds max_delay{30000};
+  Log log;
+};
+
+struct RenewResult {
+  bool renewed = false;
+  std::string serial;
+  std::chrono::system_clock::time_point next_due;
+};
+
+// When a certificate should be renewed: two thirds into its life, minus up to a tenth of
+// its life at random so a fleet does not renew at once. Life counts from issuance (kubeca
+// backdates notBefore by five minutes).
+std::chrono::system_clock::time_point renewal_due(std::chrono::system_clock::time_point not_before,
+                                                  std::chrono::system_clock::time_point not_after,
+                                                  double jitter);
+
+// Renews over mTLS when due (or forced); swaps the pair atomically and runs the hook.
+// Throws std::runtime_error when the server refuses or stays unreachable.
+RenewResult node_renew(const RenewOptions& options);
+
+// Renews forever: sleeps until due, renews, retries with backoff while the server is
+// unreachable, never deletes a working certificate. Returns when *stop becomes true, and
+// throws when the server refuses for good (an expired or revoked certificate).
+void renew_daemon(const RenewOptions& options, const std::atomic<bool>& stop);
+
+// Writes a certificate and its key so that a crash at any point leaves a matching pair: the
+// files become symlinks into a hidden folder of versions (.NAME.pem.d) switched by one rename.
 void install_pair(const std::filesystem::path& cert, const std::filesystem::path& key,
                   const std::string& cert_pem, const std::string& key_pem);
 // Finishes or discards what an interrupted install_pair left. Returns true if it did anything.

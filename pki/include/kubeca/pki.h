@@ -72,4 +72,15 @@ std::vector<CertStatus> list_certificates(const fs::path& dir, TimePoint now,
 
 std::string format_time(TimePoint t);  // RFC 3339, UTC
 
+struct Renewed {
+  std::string name;  // "apiserver", "etcd/server"
+  std::string old_serial, new_serial;
+  std::vector<std::string> kubeconfigs;  // rewritten because they embed the certificate
+};
+// Offline renewal, as kubeadm's: `name` ("all", or a certificate's path in the folder
+// without .pem) gets the same identity and a new validity from the CA that signed it. The
+// key is kept unless rotate_key. Kubeconfigs that embed the old certificate are rewritten.
+std::vector<Renewed> renew_offline(const fs::path& dir, const std::string& name, bool rotate_key,
+                                   TimePoint now);
+
 }  // namespace kubeca

@@ -1,0 +1,100 @@
+#include <iostream>
+
+#include "common.h"
+#include "kubeca/crl.h"
+#include "kubeca/fs.h"
+#include "kubeca/pki.h"
+
+namespace kubeca::cli {
+
+namespace {
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+int cmd_revoke(const std::vector<std::string>& args) {
+  po::options_description desc("Options");
+  desc.add_options()("serial", po::value<std::string>(), "the serial to revoke (hex)")(
+      "cert", po::value<std::string>(), "the certificate file to revoke")(
+      "reason", po::value<std::string>()->default_value("unspecified"),
+      "keyCompromise, superseded, cessationOfOperation, affiliationChanged, ...")(
+      "pki", po::value<std::string>(), "with --store: the PKI folder holding the CA");
+  add_admin_options(desc);
+  po::variables_map vm;
+  if (!parse(args, "Usage: kubeca revoke --serial HEX | --cert FILE [--reason R]\n"
+                   "       (--pki DIR --store URL, or as an admin against the service)\n\n"
+                   "Marks the certificate revoked; the CRL lists it from then on.",
+             desc, vm)) {
+    return 0;
+  }
+  if (vm.count("serial") == vm.count("cert")) throw UsageError("give one of --serial or --cert");
+  const std::string reason_name = vm["reason"].as<std::string>();
+  const auto reason = parse_revocation_reason(reason_name);
+  if (!reason) throw UsageError("--reason: unknown \"" + reason_name + "\"");
+  AdminTarget t = admin_target(vm);
+  nlohmann::json body = {{"reason", reason_name}};
+  std::string serial;
+  if (vm.count("cert")) {
+    body["certificate"] = read_file(vm["cert"].as<std::string>());
+  } else {
+    body["serial"] = vm["serial"].as<std::string>();
+  }
+  if (t.api) {
+    const auto out = expect(t.api->post("/v1/revoke", body), 200, "revoke");
+    serial = out["serial"];
+  } else {
+    if (!vm.count("pki")) throw UsageError("--store needs --pki (the CA that issued it)");
+    const auto ca = load_ca(vm["pki"].as<std::string>(), Profile::kCa, Flavor::kModern);
+    if (vm.count("cert")) {
+      const auto cert = parse_certificate_pem(body["certificate"].get<std::string>());
+      if (!ca->issued(cert)) {
+        throw InputError("--cert: not issued by this CA");
+      }
+      serial = serial_hex(cert);
+      if (!t.store->find_certificate(serial)) t.store->insert_certificate(record_of(cert, "", "cli"));
+    } else {
+      serial = vm["serial"].as<std::string>();
+      for (auto& ch : serial) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      serial.erase(std::remove(serial.begin(), serial.end(), ':'), serial.end());
+    }
+    if (!t.store->revoke_certificate(serial, *reason, unix_now())) {
+      throw std::runtime_error("no certificate with serial " + serial + " in the store");
+    }
+  }
+  std::cout << "revoked " << serial << " (" << reason_name << ")\n";
+  return 0;
+}
+
+int cmd_crl(const std::vector<std::string>& args) {
+  po::options_description desc("Options");
+  desc.add_options()("out", po::value<std::string>()->required(), "write the CRL here")(
+      "pem", "PEM instead of DER")("pki", po::value<std::string>(), "with --store: the CA folder");
+  add_admin_options(desc);
+  po::variables_map vm;
+  if (!parse(args, "Usage: kubeca crl --out FILE [--pem] (--pki DIR --store URL, or the service)\n\n"
+                   "Writes the current certificate revocation list, signed by the CA.",
+             desc, vm)) {
+    return 0;
+  }
+  AdminTarget t = admin_target(vm);
+  const bool pem = vm.count("pem") > 0;
+  std::string data;
+  if (t.api) {
+    const auto r = t.api->get("/v1/crl", pem ? "application/x-pem-file" : "");
+    if (r.status != 200) throw std::runtime_error("crl: " + r.describe());
+    data = r.body;
+  } else {
+    if (!vm.count("pki")) throw UsageError("--store needs --pki (the CA that signs the CRL)");
+    const auto ca = load_ca(vm["pki"].as<std::string>(), Profile::kCa, Flavor::kModern);
+    const Crl crl = make_crl(*ca, t.store->list_certificates(), std::chrono::system_clock::now());
+    data = pem ? crl.pem() : std::string(crl.der.begin(), crl.der.end());
+  }
+  write_file_atomic(vm["out"].as<std::string>(), data, 0644);
+  std::cout << "wrote " << vm["out"].as<std::string>() << "\n";
+  return 0;
+}
+
+}  // namespace kubeca::cli
