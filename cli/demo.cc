@@ -3,7 +3,10 @@
 
 #include "common.h"
 #include "kubeca/fs.h"
+#include "kubeca/node.h"
 #include "kubeca/pki.h"
+#include "kubeca/server.h"
+#include "kubeca/token.h"
 
 namespace kubeca::cli {
 
@@ -13,8 +16,9 @@ int cmd_demo(const std::vector<std::string>& args) {
       "key-algorithm", po::value<std::string>()->default_value("ecdsa-p256"), "key algorithm");
   po::variables_map vm;
   if (!parse(args, "Usage: kubeca demo [--dir DIR]\n\n"
-                   "Runs the whole story on this machine: a demo cluster's PKI in a temporary\n"
-                   "folder, on loopback addresses only.",
+                   "Runs the whole story on this machine, on loopback only: the cluster PKI,\n"
+                   "the signing service, a bootstrap token, a node asking for its certificate\n"
+                   "with the token and the CA pin, the result checked, the service stopped.",
              desc, vm)) {
     return 0;
   }
@@ -27,36 +31,82 @@ int cmd_demo(const std::vector<std::string>& args) {
     if (!::mkdtemp(tmpl.data())) throw std::runtime_error("cannot create a temporary folder");
     dir = tmpl;
   }
-  Config config;
-  config.cluster_name = "demo";
-  config.master_host = "127.0.0.1";
-  config.master_name = "demo-master";
-  config.workers = {{"demo-worker-1", "127.0.0.2"}, {"demo-worker-2", "127.0.0.3"}};
-  config.key_algorithm = vm["key-algorithm"].as<std::string>();
-  config.signer_store = "sqlite:" + (dir / "kubeca.db").string();
-  validate(config);
+  dir = fs::absolute(dir);
+  const std::string algo = vm["key-algorithm"].as<std::string>();
+  const std::string store = "sqlite:" + (dir / "kubeca.db").string();
   const std::string yaml =
       "cluster: {name: demo, domain: cluster.local, flavor: modern}\n"
       "master: {host: 127.0.0.1, name: demo-master}\n"
       "network: {pod_cidr: 10.2.0.0/16, service_cidr: 10.3.0.0/24, dns_service_ip: 10.3.0.10}\n"
       "workers:\n  - {name: demo-worker-1, ip: 127.0.0.2}\n  - {name: demo-worker-2, ip: 127.0.0.3}\n"
-      "pki: {key_algorithm: " + config.key_algorithm + "}\n"
-      "signer: {listen: 127.0.0.1:0, store: \"" + config.signer_store + "\"}\n";
+      "pki: {key_algorithm: " + algo + "}\n"
+      "signer: {listen: \"127.0.0.1:0\", url: \"https://127.0.0.1:8443\", store: \"" + store + "\"}\n";
   write_file_atomic(dir / "cluster.yaml", yaml);
-  std::cout << "kubeca demo in " << dir.string() << "\n\n1. kubeca init --config "
-            << (dir / "cluster.yaml").string() << " --pki " << (dir / "pki").string() << "\n";
-  const auto report =
-      init_pki(config, dir / "pki", std::chrono::system_clock::now(), progress_line);
-  std::cout << "   " << report.created() << " files in " << report.elapsed.count() << " ms\n\n";
-  std::cout << "2. kubeca certs list --pki " << (dir / "pki").string() << "\n\n";
-  const auto certs = list_certificates(dir / "pki", std::chrono::system_clock::now());
-  std::vector<std::vector<std::string>> rows{{"CERTIFICATE", "SUBJECT", "EXPIRES", "CA"}};
-  for (const auto& c : certs) rows.push_back({c.name, c.subject, format_time(c.not_after), c.issuer});
+  const Config config = load_config((dir / "cluster.yaml").string(), "");
+  const fs::path pki = dir / "pki";
+  std::cout << "kubeca demo in " << dir.string() << "\n\n1. The cluster PKI\n   $ kubeca init --config "
+            << (dir / "cluster.yaml").string() << " --pki " << pki.string() << "\n";
+  const auto report = init_pki(config, pki, std::chrono::system_clock::now(), progress_line);
+  std::cout << "   " << report.created() << " files in " << report.elapsed.count() << " ms ("
+            << algo << ")\n\n";
+  std::vector<std::vector<std::string>> rows{{"   CERTIFICATE", "SUBJECT", "EXPIRES", "CA"}};
+  for (const auto& c : list_certificates(pki, std::chrono::system_clock::now())) {
+    if (c.name.find(".conf") == std::string::npos) {
+      rows.push_back({"   " + c.name, c.subject, format_time(c.not_after), c.issuer});
+    }
+  }
   print_table(rows);
-  std::cout << "\nCA pin for nodes: "
-            << ca_pin(load_ca(dir / "pki", Profile::kCa, config.flavor)->certificate()) << "\n"
-            << "Admin kubeconfig: " << (dir / "pki" / "admin.conf").string() << "\n";
-  return 0;
+
+  ServeOptions o;
+  o.port = 0;
+  o.audit_log = (dir / "audit.log").string();
+  SigningServer server(config, pki, open_store(store), o);
+  const int port = server.start();
+  const std::string url = "https://127.0.0.1:" + std::to_string(port);
+  std::cout << "\n2. The signing service on loopback\n   $ kubeca serve --config "
+            << (dir / "cluster.yaml").string() << " --pki " << pki.string()
+            << " --listen 127.0.0.1:" << port << "\n   listening on " << url << "\n";
+
+  auto admin_store = open_store(store);
+  TokenRequest tr;
+  tr.node = "demo-worker-1";
+  tr.ips = {"127.0.0.2"};
+  const auto [token, rec] = create_token(*admin_store, tr, std::time(nullptr));
+  const std::string pin = ca_pin(load_ca(pki, Profile::kCa, config.flavor)->certificate());
+  std::cout << "\n3. A one-time token for node demo-worker-1\n   $ kubeca token create --store "
+            << store << " --node demo-worker-1 --ip 127.0.0.2\n   token " << rec.id
+            << ".<secret> (1 use, expires " << format_time(std::chrono::system_clock::from_time_t(rec.expires_at))
+            << ")\n   CA pin " << pin << "\n";
+
+  NodeRequestOptions n;
+  n.server = url;
+  n.token = token;
+  n.ca_hash = pin;
+  n.out_dir = dir / "node";
+  n.name = "demo-worker-1";
+  n.kubeconfig_out = (dir / "node" / "kubelet.conf").string();
+  std::cout << "\n4. The node asks for its certificate at boot\n   $ kubeca request --server " << url
+            << " --token <token> --ca-hash " << pin << " --out-dir " << n.out_dir.string()
+            << " --name demo-worker-1 --kubeconfig-out " << n.kubeconfig_out << "\n";
+  const auto got = node_request(n);
+  const auto cert = parse_certificate_pem(read_file(got.cert));
+  const auto ca = load_ca(pki, Profile::kCa, config.flavor);
+  const bool chain_ok = ca->issued(cert);
+  std::cout << "   wrote " << got.cert.string() << ", " << got.key.string() << ", "
+            << got.ca.string() << "\n\n5. The result, checked\n   subject  "
+            << dn_text(cert.subject_dn()) << "\n   serial   " << got.serial << "\n   expires  "
+            << got.not_after << "\n   chain    "
+            << (chain_ok ? "verifies against the cluster CA" : "DOES NOT VERIFY") << "\n";
+  const auto again = node_request(n);
+  std::cout << "   a second request " << (again.kept ? "kept the valid certificate" : "issued again")
+            << " (idempotent)\n";
+
+  server.stop();
+  server.wait();
+  std::cout << "\n6. The service stopped. Audit log: " << o.audit_log << "\n   Check with openssl:\n"
+            << "   $ openssl verify -CAfile " << (pki / "ca.pem").string() << " " << got.cert.string()
+            << "\n";
+  return chain_ok && again.kept ? 0 : 1;
 }
 
 }  // namespace kubeca::cli

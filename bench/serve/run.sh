@@ -36,7 +36,10 @@ done
   exit 2
 }
 
+KUBECA=$(realpath "$KUBECA")
+
 WORK=$(mktemp -d /tmp/kubeca-bench-serve.XXXXXX)
+cd "$WORK"  # nothing this script writes lands in the caller's folder
 PIDS=()
 cleanup() {
   local p
@@ -130,7 +133,7 @@ load() {
   P99[$name:$alg]=$(awk -v u="$p99_us" 'BEGIN {printf "%.2f", u / 1000}')
   RSS[$name:$alg]=$(awk -v k="$(peak_rss_kib "$pid")" 'BEGIN {printf "%.1f", k / 1024}')
   # The server's own CPU per answered request: steadier than signs/s on a shared machine.
-  CPU[$name:$alg]=$(awk -v a="$cpu0" -v b="$cpu1" -v n="$requests" 'BEGIN {printf "%.2f", n > 0 ? (b - a) * 1000 / n : 0}')
+  CPU[$name:$alg]=$(awk -v a="$cpu0" -v b="$cpu1" -v n="$requests" 'BEGIN {printf "%.2f", (n > 0 ? (b - a) * 1000 / n : 0)}')
   ERRS[$name:$alg]="$non2xx non-2xx, $connect connect, $read read, $write write, $timeout timeout"
   [[ $errors == 0 ]] || ERRS[$name:$alg]+=" (ERRORS)"
 }

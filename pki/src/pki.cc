@@ -9,9 +9,12 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <atomic>
 #include <ctime>
 #include <map>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include "kubeca/fs.h"
 #include "kubeca/kubeconfig.h"
@@ -95,6 +98,46 @@ struct Output {
   unsigned mode;
 };
 
+// fsync waits on the disk, not on the CPU: more writers than cores.
+constexpr unsigned kWriteThreads = 8;
+
+unsigned cpu_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
+
+// Runs fn(i, thread) for every i in [0, n) on up to `threads` threads, this one included;
+// `thread` is in [0, threads). After a failure no new i starts; once all have stopped, the
+// failure of the lowest i is rethrown (the one a sequential loop would have met first).
+template <class Fn>
+void parallel_for(size_t n, unsigned threads, const Fn& fn) {
+  threads = static_cast<unsigned>(std::min<size_t>(std::max(1u, threads), n));
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex mu;
+  size_t error_at = n;
+  std::exception_ptr error;
+  auto work = [&](unsigned t) {
+    for (size_t i; !failed && (i = next++) < n;) {
+      try {
+        fn(i, t);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (i < error_at) error_at = i, error = std::current_exception();
+        failed = true;
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < threads; ++t) {
+    try {
+      pool.emplace_back(work, t);
+    } catch (const std::system_error&) {
+      break;  // fewer threads, same work
+    }
+  }
+  work(0);
+  for (auto& t : pool) t.join();
+  if (error) std::rethrow_exception(error);
+}
+
 }  // namespace
 
 std::unique_ptr<Ca> load_ca(const fs::path& dir, Profile issuer, Flavor flavor) {
@@ -172,24 +215,28 @@ InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now,
   std::vector<Output> outputs;
   std::set<std::string> serials;
   std::vector<std::string> others;  // managed files beside the certificate/key pairs
-  for (auto& it : items) {
+  // The CAs and the checks here, in order; the certificates the CAs issue are signed after
+  // this loop, in parallel. Serials are drawn here, so uniqueness is checked in one place.
+  std::vector<size_t> to_issue;
+  std::vector<Botan::BigInt> to_issue_serials;
+  for (size_t i = 0; i < items.size(); ++i) {
+    Item& it = items[i];
     const Profile p = it.spec.profile;
     if (!it.have_cert) {
       if (profile_is_ca(p)) {
         auto key_copy = load_private_key_pem(it.key_pem);
         auto ca = Ca::create(it.spec, std::move(key_copy), now, rng);
         it.cert = std::make_unique<Botan::X509_Certificate>(ca->certificate());
+        it.cert_pem = to_pem(*it.cert);
       } else {
-        const Ca& ca = *cas.at(issuer_of(p));
+        (void)cas.at(issuer_of(p));  // CAs come first
         Botan::BigInt serial;
         do {
           serial = random_serial(rng);
         } while (!serials.insert(serial.to_hex_string()).second);
-        it.cert = std::make_unique<Botan::X509_Certificate>(ca.issue(it.spec, *it.key, now, serial, rng));
+        to_issue.push_back(i);
+        to_issue_serials.push_back(serial);
       }
-      it.cert_pem = to_pem(*it.cert);
-      if (!it.have_key) outputs.push_back({key_path("", it.spec.file), it.key_pem, 0600});
-      outputs.push_back({cert_path("", it.spec.file), it.cert_pem, 0644});
     } else if (!profile_is_ca(p)) {
       // A kept certificate must chain to the CA kept or made in this run: a CA made anew
       // (its files were deleted) would otherwise leave the folder with leaves nobody trusts.
@@ -204,6 +251,33 @@ InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now,
     }
     if (profile_is_ca(p)) {
       cas[p] = std::make_unique<Ca>(*it.cert, load_private_key_pem(it.key_pem));
+    }
+  }
+  // RSA signatures cost milliseconds each: sign on every core, each thread with its own copy
+  // of the CAs (Botan's signer is not thread-safe) and its own RNG.
+  const unsigned sign_threads =
+      static_cast<unsigned>(std::min<size_t>(cpu_threads(), to_issue.size()));
+  std::vector<std::map<Profile, std::unique_ptr<Ca>>> thread_cas(sign_threads);
+  std::vector<std::unique_ptr<Botan::AutoSeeded_RNG>> thread_rngs;
+  for (auto& copies : thread_cas) {
+    for (const auto& [p, ca] : cas) {
+      auto& copy = copies[p] = std::make_unique<Ca>(
+          ca->certificate(), load_private_key_pem(private_key_pem(ca->key())));
+      copy->set_crl_url(ca->crl_url());
+    }
+    thread_rngs.push_back(std::make_unique<Botan::AutoSeeded_RNG>());
+  }
+  parallel_for(to_issue.size(), sign_threads, [&](size_t j, unsigned t) {
+    Item& it = items[to_issue[j]];
+    const Ca& ca = *thread_cas[t].at(issuer_of(it.spec.profile));
+    it.cert = std::make_unique<Botan::X509_Certificate>(
+        ca.issue(it.spec, *it.key, now, to_issue_serials[j], *thread_rngs[t]));
+    it.cert_pem = to_pem(*it.cert);
+  });
+  for (auto& it : items) {
+    if (!it.have_cert) {
+      if (!it.have_key) outputs.push_back({key_path("", it.spec.file), it.key_pem, 0600});
+      outputs.push_back({cert_path("", it.spec.file), it.cert_pem, 0644});
     }
     if (progress) progress(++done, total, it.spec.file);
   }
@@ -222,13 +296,9 @@ InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now,
     return nullptr;
   };
   const std::string ca_pem = find(Profile::kCa, "")->cert_pem;
+  std::vector<std::pair<std::string, const Item*>> kubeconfigs;  // file, whose credentials
   auto kubeconfig = [&](const std::string& file, const Item& it) {
-    KubeconfigSpec k{c.cluster_name, c.apiserver_url(), ca_pem, it.spec.common_name, it.cert_pem,
-                     it.key_pem, "", "", ""};
-    std::string data = render_kubeconfig(k);
-    const fs::path path = dir / file;
-    others.push_back(file);
-    if (!file_exists(path) || read_file(path) != data) outputs.push_back({file, data, 0600});
+    kubeconfigs.emplace_back(file, &it);
   };
   kubeconfig("admin.conf", *find(Profile::kAdmin, ""));
   for (const auto& it : items) {
@@ -243,6 +313,21 @@ InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now,
     kubeconfig("controller-manager.conf", *find(Profile::kControllerManager, ""));
     kubeconfig("scheduler.conf", *find(Profile::kScheduler, ""));
   }
+  std::vector<std::string> rendered(kubeconfigs.size());
+  parallel_for(kubeconfigs.size(), cpu_threads(), [&](size_t j, unsigned) {
+    const Item& it = *kubeconfigs[j].second;
+    KubeconfigSpec k{c.cluster_name, c.apiserver_url(), ca_pem, it.spec.common_name, it.cert_pem,
+                     it.key_pem, "", "", ""};
+    rendered[j] = render_kubeconfig(k);
+  });
+  for (size_t j = 0; j < kubeconfigs.size(); ++j) {
+    const std::string& file = kubeconfigs[j].first;
+    const fs::path path = dir / file;
+    others.push_back(file);
+    if (!file_exists(path) || read_file(path) != rendered[j]) {
+      outputs.push_back({file, std::move(rendered[j]), 0600});
+    }
+  }
   if (progress) progress(++done, total, "kubeconfigs");
 
   // Everything is computed: write it. Keys before certificates, so a crash in between
@@ -254,9 +339,16 @@ InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now,
   });
   InitReport report;
   std::set<std::string> created;
-  for (const auto& o : outputs) {
-    write_file_atomic(dir / o.rel, o.data, o.mode);
-    created.insert(o.rel.string());
+  // Each file is written atomically and fsynced as before; the fsync waits overlap on a
+  // pool of writers. Every 0600 file (keys, kubeconfigs) is on disk before the first 0644 one.
+  for (size_t begin = 0, end; begin < outputs.size(); begin = end) {
+    end = begin;
+    while (end < outputs.size() && outputs[end].mode == outputs[begin].mode) ++end;
+    parallel_for(end - begin, kWriteThreads, [&](size_t j, unsigned) {
+      const Output& o = outputs[begin + j];
+      write_file_atomic(dir / o.rel, o.data, o.mode);
+    });
+    for (size_t j = begin; j < end; ++j) created.insert(outputs[j].rel.string());
   }
   for (const auto& it : items) {
     for (const fs::path& rel : {cert_path("", it.spec.file), key_path("", it.spec.file)}) {

@@ -1,0 +1,201 @@
+// The signing service in-process on 127.0.0.1: load from many clients, and idle
+// connections that must not starve it.
+#include "kubeca/server.h"
+
+#include <arpa/inet.h>
+#include <botan/auto_rng.h>
+#include <botan/x509self.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "kubeca/ca.h"
+#include "kubeca/client.h"
+#include "kubeca/fs.h"
+#include "kubeca/keys.h"
+#include "kubeca/pki.h"
+#include "kubeca/token.h"
+
+namespace kubeca {
+namespace {
+
+namespace fs = std::filesystem;
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "kubeca-server-test-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    config_.master_host = "127.0.0.1";
+    config_.master_name = "m1";
+    config_.workers = {{"n1", "127.0.0.2"}};
+    config_.key_algorithm = "ecdsa-p256";
+    config_.signer_url = "https://127.0.0.1:8443";
+    validate(config_);
+    init_pki(config_, dir_ / "pki", std::chrono::system_clock::now());
+    store_url_ = "sqlite:" + (dir_ / "kubeca.db").string();
+    ca_pem_ = read_file(dir_ / "pki" / "ca.pem");
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::unique_ptr<SigningServer> Start(ServeOptions o) {
+    o.host = "127.0.0.1";
+    o.port = 0;
+    o.audit_log = (dir_ / "audit.log").string();
+    auto s = std::make_unique<SigningServer>(config_, dir_ / "pki", open_store(store_url_), o);
+    port_ = s->start();
+    return s;
+  }
+  std::string Url() const { return "https://127.0.0.1:" + std::to_string(port_); }
+
+  static std::string Csr(Botan::RandomNumberGenerator& rng) {
+    auto key = generate_key(KeyAlgorithm::kEcdsaP256, rng);
+    Botan::X509_Cert_Options opts;
+    opts.common_name = "system:node:n1";
+    return Botan::X509::create_cert_req(opts, *key, "SHA-256", rng).PEM_encode();
+  }
+
+  fs::path dir_;
+  Config config_;
+  std::string store_url_, ca_pem_;
+  int port_ = 0;
+};
+
+TEST_F(ServerTest, ThousandSignsFromSixtyFourClientsAllSucceedWithUniqueSerials) {
+  auto server = Start({});
+  auto store = open_store(store_url_);
+  TokenRequest tr;
+  tr.node = "n1";
+  tr.ips = {"127.0.0.2"};
+  tr.uses = 1000;
+  const auto [token, rec] = create_token(*store, tr, std::time(nullptr));
+
+  constexpr int kClients = 64, kTotal = 1000;
+  std::atomic<int> next{0}, ok{0};
+  std::mutex mu;
+  std::set<std::string> serials;
+  std::vector<std::string> failures;
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&] {
+      Botan::AutoSeeded_RNG rng;
+      ApiClient api(Url(), ca_pem_);
+      while (next++ < kTotal) {
+        const auto r = api.post("/v1/sign", {{"csr", Csr(rng)}, {"profile", "kubelet"}}, token);
+        std::lock_guard<std::mutex> lock(mu);
+        if (r.status == 201) {
+          ++ok;
+          serials.insert(r.json()["serial"].get<std::string>());
+        } else {
+          failures.push_back(r.describe());
+        }
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  ASSERT_TRUE(failures.empty()) << failures.size() << " failed, first: " << failures.front();
+  EXPECT_EQ(ok.load(), kTotal);
+  EXPECT_EQ(serials.size(), static_cast<size_t>(kTotal));
+
+  // The store agrees: every serial once, the token used exactly 1000 times.
+  const auto certs = store->list_certificates();
+  EXPECT_EQ(certs.size(), static_cast<size_t>(kTotal));
+  std::set<std::string> stored;
+  for (const auto& c : certs) stored.insert(c.serial);
+  EXPECT_EQ(stored, serials);
+  EXPECT_EQ(store->find_token(rec.id)->uses, kTotal);
+
+  // One more is refused and stores nothing.
+  Botan::AutoSeeded_RNG rng;
+  ApiClient api(Url(), ca_pem_);
+  const auto r = api.post("/v1/sign", {{"csr", Csr(rng)}}, token);
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(r.json()["code"], "token_used_up");
+  EXPECT_EQ(store->list_certificates().size(), static_cast<size_t>(kTotal));
+}
+
+TEST_F(ServerTest, IdleConnectionsCannotStarveTheService) {
+  ServeOptions o;
+  o.threads = 4;
+  o.read_timeout = std::chrono::seconds(1);
+  o.keep_alive_timeout = std::chrono::seconds(1);
+  auto server = Start(o);
+
+  // Twice as many silent TCP connections as there are threads: they never say a word.
+  std::vector<int> idle;
+  for (int i = 0; i < 8; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port_));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    idle.push_back(fd);
+  }
+  // And keep-alive clients that made one request and went quiet.
+  std::vector<std::unique_ptr<ApiClient>> quiet;
+  for (int i = 0; i < 4; ++i) {
+    quiet.push_back(std::make_unique<ApiClient>(Url(), ca_pem_));
+    EXPECT_EQ(quiet.back()->get("/healthz").status, 200);
+  }
+
+  const auto start = std::chrono::steady_clock::now();
+  ApiClient fresh(Url(), ca_pem_);
+  const auto r = fresh.get("/v1/ca");
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(r.status, 200);
+  EXPECT_LT(waited, std::chrono::seconds(6)) << "a new client waited behind idle connections";
+
+  // The server closed the silent connections on its own.
+  for (int fd : idle) {
+    timeval tv{3, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[16];
+    EXPECT_EQ(::recv(fd, buf, sizeof buf, 0), 0) << "an idle connection was kept open";
+    ::close(fd);
+  }
+}
+
+TEST_F(ServerTest, StopLetsTheRequestInFlightFinish) {
+  auto server = Start({});
+  auto store = open_store(store_url_);
+  TokenRequest tr;
+  tr.node = "n1";
+  tr.ips = {"127.0.0.2"};
+  tr.uses = 50;
+  const auto [token, rec] = create_token(*store, tr, std::time(nullptr));
+  std::atomic<int> ok{0}, other{0};
+  std::thread load([&, tok = token] {
+    Botan::AutoSeeded_RNG rng;
+    ApiClient api(Url(), ca_pem_);
+    for (int i = 0; i < 50; ++i) {
+      const auto r = api.post("/v1/sign", {{"csr", Csr(rng)}}, tok);
+      if (r.status == 201) {
+        ++ok;
+      } else {
+        ++other;
+      }
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  server->stop();
+  server->wait();
+  load.join();
+  // Every certificate a client got is in the store, and nothing else: no half-writes.
+  EXPECT_GT(ok.load(), 0);
+  EXPECT_EQ(store->list_certificates().size(), static_cast<size_t>(ok.load()));
+  EXPECT_EQ(store->find_token(rec.id)->uses, ok.load());
+}
+
+}  // namespace
+}  // namespace kubeca
