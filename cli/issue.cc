@@ -15,7 +15,7 @@ int cmd_issue(const std::vector<std::string>& args) {
       "ip", po::value<std::vector<std::string>>(), "an IP SAN; repeat for more")(
       "dns", po::value<std::vector<std::string>>(), "a DNS SAN; repeat for more")(
       "key-algorithm", po::value<std::string>(), "overrides pki.key_algorithm")(
-      "flavor", po::value<std::string>(), "modern or coreos-2016 without --config")(
+      "flavor", po::value<std::string>(), "modern or coreos-2016 (default: the config's, or the CA's)")(
       "out", po::value<std::string>(), "write PREFIX.pem and PREFIX-key.pem")(
       "json", "print the result as JSON");
   po::positional_options_description pos;
@@ -46,6 +46,11 @@ int cmd_issue(const std::vector<std::string>& args) {
     config.master_host = "127.0.0.1";
     config.master_name = "localhost";
     validate(config);
+    // Without a config, follow the CA: its key type, and the seed's flavor for CN=kube-ca.
+    const auto root = load_ca(vm["pki"].as<std::string>(), Profile::kCa, Flavor::kModern);
+    config.key_algorithm = to_string(algorithm_of(root->key()));
+    const auto cn = root->certificate().subject_info("X520.CommonName");
+    if (!cn.empty() && cn.front() == "kube-ca") config.flavor = Flavor::kCoreos2016;
   }
   if (vm.count("flavor")) {
     const std::string f = vm["flavor"].as<std::string>();

@@ -23,7 +23,9 @@ int cmd_kubeconfig(const std::vector<std::string>& args) {
   }
   const fs::path dir = vm["pki"].as<std::string>();
   const std::string user = vm["user"].as<std::string>();
-  if (user.find("..") != std::string::npos) throw UsageError("--user: no '..' in a name");
+  if (user.find("..") != std::string::npos || user.empty() || user[0] == '/') {
+    throw UsageError("--user: a certificate's name in the PKI folder (admin, kubelet-n1), not a path");
+  }
   const std::string server = vm["server"].as<std::string>();
   if (server.rfind("https://", 0) != 0) throw UsageError("--server: must be an https:// URL");
   const fs::path cert = cert_path(dir, user), key = key_path(dir, user);

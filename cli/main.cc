@@ -15,7 +15,7 @@ const Command kCommands[] = {
     {"init", "create the cluster PKI and kubeconfigs (idempotent)", cmd_init},
     {"issue", "issue one certificate of a profile from the CA", cmd_issue},
     {"kubeconfig", "write a kubeconfig for a certificate in the PKI", cmd_kubeconfig},
-    {"certs", "list, check-expiration: what the PKI holds and when it expires", cmd_certs},
+    {"certs", "list, check-expiration, renew: the PKI's certificates and their expiry", cmd_certs},
     {"serve", "run the HTTPS signing service", cmd_serve},
     {"token", "create, list, revoke: bootstrap tokens for nodes", cmd_token},
     {"request", "on a node: get its certificate with a token and the CA pin", cmd_request},

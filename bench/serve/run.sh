@@ -169,7 +169,7 @@ EOF
 
   # kubeca: the token allows a million uses; every issuance is stored and audited.
   token=$("$KUBECA" token create --store "sqlite:$dir/kubeca.db" --node n1 --ip 127.0.0.2 \
-    --uses 1000000 --ttl 2h)
+    --uses 1000000 --ttl 2h 2>/dev/null)
   "$KUBECA" serve -c "$dir/cluster.yaml" --pki "$dir/pki" --listen "127.0.0.1:$kport" \
     --audit-log "$dir/audit.log" 2>"$dir/kubeca.err" &
   kpid=$!

@@ -154,7 +154,13 @@ std::vector<ApplyStep> bootstrap_apply(const Config& config, const ApplyOptions&
       } catch (const InputError&) {
         throw;
       } catch (const std::exception& e) {
-        errors += (errors.empty() ? "" : "; ") + url + ": " + e.what();
+        // httplib says only "Read" when etcd drops a client certificate it does not trust:
+        // name the credentials used so the operator can check them.
+        const bool https = url.rfind("https://", 0) == 0;
+        errors +=
+            (errors.empty() ? "" : "; ") + url + ": " + e.what() +
+            (https ? " (client certificate " + tls.cert.string() + ", CA " + tls.ca.string() + ")"
+                   : "");
       }
     }
     if (!ok)

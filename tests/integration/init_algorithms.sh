@@ -17,15 +17,18 @@ ca_of() {
 
 # algorithm NAME KEY-TEXT SIGNATURE KEY-USAGE
 algorithm() {
-  local algo=$1 key_text=$2 signature=$3 ku=$4 dir=$T/$1 f
-  make_config modern "$algo" "$T/$algo.yaml" '/^workers:/,/^pki:/{/^  - /d}' 's/^workers:.*/workers: []/'
+  local algo=$1 key_text=$2 signature=$3 ku=$4 dir=$T/$1 f k
+  make_config modern "$algo" "$T/$algo.yaml" '/^workers:/,/^pki:/{/^  - /d}' \
+    's/^workers:.*/workers: []/'
   if [[ $algo == rsa-3072 || $algo == rsa-4096 ]]; then
     # Big RSA keys take seconds each: init makes the cluster CA's and the apiserver's itself
     # and finds openssl-made keys of the same size for the others (a key without its
     # certificate is used, not replaced).
     mkdir -p "$dir/etcd"
-    openssl genpkey -algorithm RSA -pkeyopt "rsa_keygen_bits:${algo#rsa-}" -out "$T/$algo-a.pem" 2>/dev/null
-    openssl genpkey -algorithm RSA -pkeyopt "rsa_keygen_bits:${algo#rsa-}" -out "$T/$algo-b.pem" 2>/dev/null
+    for k in a b; do
+      openssl genpkey -algorithm RSA -pkeyopt "rsa_keygen_bits:${algo#rsa-}" \
+        -out "$T/$algo-$k.pem" 2>/dev/null
+    done
     for f in front-proxy-ca etcd/ca; do install -m 600 "$T/$algo-a.pem" "$dir/$f-key.pem"; done
     for f in $LEAVES; do
       [[ $f == apiserver ]] || install -m 600 "$T/$algo-b.pem" "$dir/$f-key.pem"
