@@ -42,14 +42,19 @@ WORK=$(mktemp -d /tmp/kubeca-bench-serve.XXXXXX)
 cd "$WORK"  # nothing this script writes lands in the caller's folder
 PIDS=()
 cleanup() {
-  local p
+  local rc=$? p
   for p in "${PIDS[@]}"; do
     kill "$p" 2>/dev/null || true
   done
   for p in "${PIDS[@]}"; do
     wait "$p" 2>/dev/null || true
   done
-  if [[ ${KEEP:-0} == 1 ]]; then echo "work folder kept: $WORK"; else rm -rf "$WORK"; fi
+  # Kept when asked for, or when the run failed, to read the servers' logs.
+  if [[ ${KEEP:-0} == 1 || $rc != 0 ]]; then
+    echo "work folder kept: $WORK" >&2
+  else
+    rm -rf "$WORK"
+  fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

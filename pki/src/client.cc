@@ -132,21 +132,43 @@ ApiClient::ApiClient(const std::string& url, const std::string& ca_pem,
 
 ApiClient::~ApiClient() = default;
 
+namespace {
+
+// A connection that never got as far as sending the request (the server's accept queue or
+// all its workers busy) is tried again at once: even a POST cannot have been acted on.
+template <typename F>
+HttpResult send(F&& request) {
+  httplib::Result r = request();
+  for (int attempt = 1; attempt < 4 && !r; ++attempt) {
+    const auto e = r.error();
+    if (e != httplib::Error::Connection && e != httplib::Error::SSLConnection &&
+        e != httplib::Error::ConnectionTimeout) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100 * attempt));
+    r = request();
+  }
+  return convert(r);
+}
+
+}  // namespace
+
 HttpResult ApiClient::get(const std::string& path, const std::string& accept) {
   httplib::Headers h;
   if (!accept.empty()) h.emplace("Accept", accept);
-  return convert(impl_->http->Get(path.c_str(), h));
+  return send([&] { return impl_->http->Get(path.c_str(), h); });
 }
 
 HttpResult ApiClient::post(const std::string& path, const nlohmann::json& body,
                            const std::string& bearer) {
   httplib::Headers h;
   if (!bearer.empty()) h.emplace("Authorization", "Bearer " + bearer);
-  return convert(impl_->http->Post(path.c_str(), h, body.dump(), "application/json"));
+  const std::string data = body.dump();
+  return send([&] { return impl_->http->Post(path.c_str(), h, data, "application/json"); });
 }
 
 HttpResult ApiClient::del(const std::string& path) {
-  return convert(impl_->http->Delete(path.c_str()));
+  return send([&] { return impl_->http->Delete(path.c_str()); });
 }
 
 HttpResult with_retries(const std::function<HttpResult()>& attempt, int max_attempts,

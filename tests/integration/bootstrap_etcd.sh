@@ -127,8 +127,8 @@ echo "$out" | grep -q "(etcd v3): created" || fail "TLS apply said: $out"
 [ "$(v3_tls_get)" = "$FLANNEL" ] || fail "TLS v3 value: $(v3_tls_get)"
 # A second run with another pod_cidr leaves the value as it is.
 sed 's#pod_cidr: .*#pod_cidr: 10.244.0.0/16#' "$WORK/cluster.yaml" >"$WORK/cluster-other.yaml"
-out=$("$KUBECA" bootstrap apply --config "$WORK/cluster-other.yaml" --pki "$PKI" --skip-namespaces 2>&1) \
-  || fail "second apply over TLS: $out"
+out=$("$KUBECA" bootstrap apply --config "$WORK/cluster-other.yaml" --pki "$PKI" \
+  --skip-namespaces 2>&1) || fail "second apply over TLS: $out"
 echo "$out" | grep -q "exists (left as is)" || fail "second TLS apply said: $out"
 [ "$(v3_tls_get)" = "$FLANNEL" ] || fail "TLS apply overwrote the config: $(v3_tls_get)"
 # A client pair from another CA (the cluster CA's admin) is refused: apply really
@@ -141,4 +141,6 @@ rc=0
 out=$("$KUBECA" bootstrap apply --config "$WORK/cluster.yaml" --pki "$WORK/pki-wrong" \
   --skip-namespaces 2>&1) || rc=$?
 [ "$rc" = 1 ] || fail "apply with a client certificate of another CA: exit $rc: $out"
+echo "$out" | grep -q "client certificate $WORK/pki-wrong/apiserver-etcd-client.pem" \
+  || fail "the refusal does not name the client certificate: $out"
 echo "ok"
