@@ -1,5 +1,6 @@
 #include "kubeca/ca.h"
 
+#include <botan/auto_rng.h>
 #include <botan/ber_dec.h>
 #include <botan/data_src.h>
 #include <botan/der_enc.h>
@@ -106,7 +107,7 @@ std::vector<uint8_t> key_id(const Botan::Public_Key& key) {
   return Botan::unlock(sha1->process(key.public_key_bits()));
 }
 
-Botan::X509_Certificate sign(const Botan::Private_Key& signing_key,
+Botan::X509_Certificate sign(Botan::PK_Signer& signer, const Botan::AlgorithmIdentifier& sig_algo,
                              const Botan::X509_DN& issuer, const std::vector<uint8_t>& issuer_kid,
                              const CertSpec& spec, const Botan::Public_Key& subject_key,
                              TimePoint now, TimePoint cap, const Botan::BigInt& serial,
@@ -131,10 +132,7 @@ Botan::X509_Certificate sign(const Botan::Private_Key& signing_key,
   TimePoint not_after = now + spec.validity;
   if (not_after > cap) not_after = cap;
 
-  Botan::AlgorithmIdentifier sig_algo;
-  std::unique_ptr<Botan::PK_Signer> signer(
-      Botan::choose_sig_format(signing_key, rng, signature_hash(signing_key), sig_algo));
-  return Botan::X509_CA::make_cert(signer.get(), rng, serial, sig_algo,
+  return Botan::X509_CA::make_cert(&signer, rng, serial, sig_algo,
                                    subject_key.subject_public_key(),
                                    Botan::X509_Time(not_before), Botan::X509_Time(not_after),
                                    issuer, make_dn(spec), ext);
@@ -148,13 +146,25 @@ Botan::BigInt random_serial(Botan::RandomNumberGenerator& rng) {
   return serial;
 }
 
+struct Ca::Signer {
+  Botan::AutoSeeded_RNG rng;  // RSA's blinder keeps a reference to the RNG it was made with
+  Botan::AlgorithmIdentifier algo;
+  std::unique_ptr<Botan::PK_Signer> signer;
+};
+
 Ca::Ca(Botan::X509_Certificate cert, std::unique_ptr<Botan::Private_Key> key)
     : cert_(std::move(cert)), key_(std::move(key)) {}
+
+Ca::~Ca() = default;
 
 std::unique_ptr<Ca> Ca::create(const CertSpec& spec, std::unique_ptr<Botan::Private_Key> key,
                                TimePoint now, Botan::RandomNumberGenerator& rng) {
   const auto dn = make_dn(spec);
-  auto cert = sign(*key, dn, {}, spec, *key, now, TimePoint::max(), random_serial(rng), "", rng);
+  Botan::AlgorithmIdentifier sig_algo;
+  std::unique_ptr<Botan::PK_Signer> signer(
+      Botan::choose_sig_format(*key, rng, signature_hash(*key), sig_algo));
+  auto cert = sign(*signer, sig_algo, dn, {}, spec, *key, now, TimePoint::max(),
+                   random_serial(rng), "", rng);
   return std::make_unique<Ca>(std::move(cert), std::move(key));
 }
 
@@ -177,9 +187,23 @@ std::unique_ptr<Ca> Ca::load(const std::filesystem::path& cert_pem,
 Botan::X509_Certificate Ca::issue(const CertSpec& spec, const Botan::Public_Key& subject_key,
                                   TimePoint now, const Botan::BigInt& serial,
                                   Botan::RandomNumberGenerator& rng) const {
+  std::unique_ptr<Signer> s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!signers_.empty()) {
+      s = std::move(signers_.back());
+      signers_.pop_back();
+    }
+  }
+  if (!s) {
+    s = std::make_unique<Signer>();
+    s->signer.reset(Botan::choose_sig_format(*key_, s->rng, signature_hash(*key_), s->algo));
+  }
+  auto cert = sign(*s->signer, s->algo, cert_.subject_dn(), cert_.subject_key_id(), spec,
+                   subject_key, now, cert_.not_after().to_std_timepoint(), serial, crl_url_, rng);
   std::lock_guard<std::mutex> lock(mu_);
-  return sign(*key_, cert_.subject_dn(), cert_.subject_key_id(), spec, subject_key, now,
-              cert_.not_after().to_std_timepoint(), serial, crl_url_, rng);
+  signers_.push_back(std::move(s));
+  return cert;
 }
 
 bool Ca::issued(const Botan::X509_Certificate& cert) const {

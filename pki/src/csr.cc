@@ -96,11 +96,10 @@ Pkey rsa_pkey(const std::vector<uint8_t>& bits) {
 }
 
 Pkey ec_pkey(const Botan::AlgorithmIdentifier& alg, std::vector<uint8_t>& point) {
+  static const Botan::OID kP256("1.2.840.10045.3.1.7"), kP384("1.3.132.0.34");
   Botan::OID curve;
   Botan::BER_Decoder(alg.get_parameters()).decode(curve).verify_end();
-  const char* group = curve == Botan::OID("1.2.840.10045.3.1.7") ? "P-256"
-                      : curve == Botan::OID("1.3.132.0.34")      ? "P-384"
-                                                                 : nullptr;
+  const char* group = curve == kP256 ? "P-256" : curve == kP384 ? "P-384" : nullptr;
   if (group == nullptr) return nullptr;
   const OSSL_PARAM params[] = {
       OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, const_cast<char*>(group), 0),
@@ -113,22 +112,22 @@ Pkey ec_pkey(const Botan::AlgorithmIdentifier& alg, std::vector<uint8_t>& point)
 int verify_direct(const Botan::AlgorithmIdentifier& sig_algo, const std::vector<uint8_t>& sig,
                   const std::vector<uint8_t>& signed_data, const std::vector<uint8_t>& spki) {
   struct Kind {
-    const char* oid;
+    Botan::OID oid;
     const Botan::OID* key;
     const char* digest;
   };
   static const Kind kKinds[] = {
-      {"1.2.840.10045.4.3.2", &kEcPublicKey, "SHA256"},      // ecdsa-with-SHA256
-      {"1.2.840.10045.4.3.3", &kEcPublicKey, "SHA384"},      // ecdsa-with-SHA384
-      {"1.2.840.10045.4.3.4", &kEcPublicKey, "SHA512"},      // ecdsa-with-SHA512
-      {"1.2.840.113549.1.1.11", &kRsaEncryption, "SHA256"},  // sha256WithRSAEncryption
-      {"1.2.840.113549.1.1.12", &kRsaEncryption, "SHA384"},  // sha384WithRSAEncryption
-      {"1.2.840.113549.1.1.13", &kRsaEncryption, "SHA512"},  // sha512WithRSAEncryption
-      {"1.3.101.112", &kEd25519, nullptr},                   // Ed25519
+      {Botan::OID("1.2.840.10045.4.3.2"), &kEcPublicKey, "SHA256"},      // ecdsa-with-SHA256
+      {Botan::OID("1.2.840.10045.4.3.3"), &kEcPublicKey, "SHA384"},      // ecdsa-with-SHA384
+      {Botan::OID("1.2.840.10045.4.3.4"), &kEcPublicKey, "SHA512"},      // ecdsa-with-SHA512
+      {Botan::OID("1.2.840.113549.1.1.11"), &kRsaEncryption, "SHA256"},  // sha256WithRSAEncryption
+      {Botan::OID("1.2.840.113549.1.1.12"), &kRsaEncryption, "SHA384"},  // sha384WithRSAEncryption
+      {Botan::OID("1.2.840.113549.1.1.13"), &kRsaEncryption, "SHA512"},  // sha512WithRSAEncryption
+      {kEd25519, &kEd25519, nullptr},                                    // Ed25519
   };
   const Kind* kind = nullptr;
   for (const auto& k : kKinds) {
-    if (sig_algo.get_oid() == Botan::OID(k.oid)) kind = &k;
+    if (sig_algo.get_oid() == k.oid) kind = &k;
   }
   if (kind == nullptr) return -1;
   // RFC 4055: NULL (or absent) parameters for RSA; RFC 5758 and 8410: absent otherwise.

@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "kubeca/profile.h"
 
@@ -24,6 +25,7 @@ Botan::BigInt random_serial(Botan::RandomNumberGenerator& rng);
 class Ca {
  public:
   Ca(Botan::X509_Certificate cert, std::unique_ptr<Botan::Private_Key> key);
+  ~Ca();
 
   // A new self-signed CA for a CA profile.
   static std::unique_ptr<Ca> create(const CertSpec& spec, std::unique_ptr<Botan::Private_Key> key,
@@ -53,7 +55,12 @@ class Ca {
   Botan::X509_Certificate cert_;
   std::unique_ptr<Botan::Private_Key> key_;
   std::string crl_url_;
-  mutable std::mutex mu_;  // Botan's PK_Signer is not thread-safe
+  // Botan's PK_Signer is not thread-safe, and making one costs about 1 ms for an RSA-2048
+  // key (its blinder), as much as the signature: idle ones are kept and reused, each by
+  // one thread at a time, so issuing runs on every core.
+  struct Signer;
+  mutable std::mutex mu_;  // guards signers_
+  mutable std::vector<std::unique_ptr<Signer>> signers_;
 };
 
 // The identity and usages a certificate carries, as a spec to issue it again: subject,
