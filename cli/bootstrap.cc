@@ -16,7 +16,9 @@ const char* kUsage =
     "                        [--timeout DURATION] [--skip-etcd] [--skip-namespaces]\n\n"
     "Lays down a host's files under DIR as they belong under / on that host: units,\n"
     "manifests, kubeconfigs and the certificates copied from the PKI. Re-running changes\n"
-    "nothing; a file edited since kubeca wrote it is refused unless --force. `apply` does the\n"
+    "nothing; a file edited since kubeca wrote it is refused unless --force. The node's own\n"
+    "certificate and key are laid down only when absent: after that kubeca-renew owns them\n"
+    "and bootstrap leaves them as they are, also with --force. `apply` does the\n"
     "start steps that talk to services: the flannel network config into etcd (only if\n"
     "absent), then the namespaces once the API server answers.";
 
@@ -45,7 +47,7 @@ int cmd_bootstrap(const std::vector<std::string>& args) {
       "node", po::value<std::string>(), "the worker or etcd member this host is")(
       "flavor", po::value<std::string>(), "modern or coreos-2016 (default: the config's)")(
       "dry-run", "print what would be created or changed, as a diff; write nothing")(
-      "force", "overwrite files edited since kubeca wrote them")(
+      "force", "overwrite files edited since kubeca wrote them (not the node's own pair)")(
       "etcd", po::value<std::vector<std::string>>(), "apply: an etcd URL (default: the config's)")(
       "apiserver", po::value<std::string>(), "apply: the API server URL")(
       "timeout", po::value<std::string>(), "apply: how long to wait for the API server (5m)")(

@@ -2,13 +2,16 @@
 
 #include <botan/hash.h>
 #include <botan/hex.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
 #include <map>
 #include <set>
 #include <sstream>
+#include <system_error>
 
 #include "embedded.h"
 #include "kubeca/ca.h"
@@ -57,6 +60,8 @@ const char* to_string(Change c) {
       return "unchanged";
     case Change::kConflict:
       return "conflict";
+    case Change::kKept:
+      return "kept";
   }
   return "?";
 }
@@ -302,6 +307,16 @@ void plan_folder(const std::string& folder, json& v, const fs::path& pki,
     } else {
       throw std::runtime_error(where + ": neither template nor pki");
     }
+    if (const auto co = f["create_only"]) {
+      if (co.Scalar() != "true" && co.Scalar() != "false") {
+        throw std::runtime_error(where + ": create_only is true or false");
+      }
+      h.create_only = co.Scalar() == "true";
+    }
+    if (f["managed_by"]) {
+      if (!h.create_only) throw std::runtime_error(where + ": managed_by needs create_only: true");
+      h.managed_by = f["managed_by"].Scalar();
+    }
     for (const auto& other : out) {
       if (other.path == h.path) throw std::runtime_error(where + ": laid down twice");
     }
@@ -332,6 +347,37 @@ json read_state(const fs::path& root) {
   }
 }
 
+void fsync_dir(const fs::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+// Creates `path` only if nothing is there, not even a dangling symlink: the content is
+// written aside and hard-linked into place, and link(2) fails rather than replace what a
+// node unit put there since compare_with_root looked. False when something was there.
+bool create_exclusive(const fs::path& path, const std::string& data, unsigned mode) {
+  const fs::path tmp = path.parent_path() / ("." + path.filename().string() + ".kubeca-new");
+  fs::remove(tmp);
+  write_file_atomic(tmp, data, mode);
+  const int rc = ::link(tmp.c_str(), path.c_str());
+  const int err = errno;
+  if (rc != 0 && err != EEXIST) {
+    fs::remove(tmp);
+    throw std::system_error(err, std::generic_category(), "cannot create " + path.string());
+  }
+  fs::remove(tmp);
+  fsync_dir(path.parent_path());
+  return rc == 0;
+}
+
+void chown_root(const fs::path& p) {
+  // lchown: a path that became a symlink is not followed.
+  if (::lchown(p.c_str(), 0, 0) != 0) throw std::runtime_error("cannot chown " + p.string());
+}
+
 std::string mode_str(unsigned mode) {
   char buf[8];
   std::snprintf(buf, sizeof buf, "%04o", mode & 07777);
@@ -360,20 +406,39 @@ std::vector<FileChange> compare_with_root(const std::vector<HostFile>& files,
     FileChange c;
     c.file = f;
     const fs::path target = under(root, f.path);
-    struct stat st {};
-    if (::stat(target.c_str(), &st) != 0) {
+    struct stat lst {};
+    if (::lstat(target.c_str(), &lst) != 0) {
       c.change = Change::kCreate;
+      out.push_back(std::move(c));
+      continue;
+    }
+    const bool regular = S_ISREG(lst.st_mode);
+    struct stat st {};
+    const bool readable = ::stat(target.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+    if (f.create_only && !(regular && read_file(target) == f.content)) {
+      // No longer bootstrap's copy: its owner replaced it (a renewal, a request).
+      c.change = Change::kKept;
+      c.note = f.managed_by.empty() ? "created only when absent" : "managed by " + f.managed_by;
+      out.push_back(std::move(c));
+      continue;
+    }
+    if (!readable) {
+      c.change = Change::kConflict;
+      c.note = S_ISLNK(lst.st_mode) ? "a symlink to no regular file" : "not a regular file";
       out.push_back(std::move(c));
       continue;
     }
     c.before = read_file(target);
     const auto recorded = state["files"].find(f.path);
     if (c.before == f.content) {
+      // Mode and owner are fixed on kubeca's own files only, never through a symlink.
       std::vector<std::string> fixes;
-      if ((st.st_mode & 07777) != f.mode) {
+      if (regular && (st.st_mode & 07777) != f.mode) {
         fixes.push_back("mode " + mode_str(st.st_mode) + " -> " + mode_str(f.mode));
       }
-      if (as_root && (st.st_uid != 0 || st.st_gid != 0)) fixes.push_back("owner -> root:root");
+      if (regular && as_root && (st.st_uid != 0 || st.st_gid != 0)) {
+        fixes.push_back("owner -> root:root");
+      }
       c.change = fixes.empty() ? Change::kUnchanged : Change::kMode;
       c.note = join(fixes, ", ");
     } else if (recorded != state["files"].end() && *recorded == sha256_hex(c.before)) {
@@ -396,13 +461,14 @@ std::string describe_changes(const std::vector<FileChange>& changes) {
       ++unchanged;
       continue;
     }
+    if (c.change == Change::kKept) ++unchanged;  // named, as it differs from the plan
     std::string label = to_string(c.change);
     label.resize(10, ' ');
     out << label << c.file.path << " (" << mode_str(c.file.mode) << " root:root, " << c.file.source
         << ")";
     if (!c.note.empty()) out << ": " << c.note;
     out << "\n";
-    if (c.change == Change::kMode) continue;
+    if (c.change == Change::kMode || c.change == Change::kKept) continue;
     if (c.file.secret()) {
       out << "  (secret, " << c.file.content.size() << " bytes: content not shown)\n";
       continue;
@@ -430,21 +496,31 @@ size_t write_changes(const std::vector<FileChange>& changes, const fs::path& roo
   size_t changed = 0;
   for (const auto& c : changes) {
     const fs::path target = under(root, c.file.path);
+    if (c.file.create_only) {
+      // Recorded so the state says which files bootstrap hands over after seeding them.
+      state["create_only"][c.file.path] = c.file.managed_by;
+    }
     switch (c.change) {
+      case Change::kKept:
+        continue;  // its owner's now: no write, no record of its content
       case Change::kUnchanged:
         break;
       case Change::kMode:
-        if (as_root && ::chown(target.c_str(), 0, 0) != 0) {
-          throw std::runtime_error("cannot chown " + target.string());
-        }
+        if (as_root) chown_root(target);
         fs::permissions(target, static_cast<fs::perms>(c.file.mode));
         ++changed;
         break;
+      case Change::kCreate:
+        if (c.file.create_only) {
+          if (!create_exclusive(target, c.file.content, c.file.mode)) continue;  // raced: kept
+          if (as_root) chown_root(target);
+          ++changed;
+          break;
+        }
+        [[fallthrough]];
       default:
         write_file_atomic(target, c.file.content, c.file.mode);
-        if (as_root && ::chown(target.c_str(), 0, 0) != 0) {
-          throw std::runtime_error("cannot chown " + target.string());
-        }
+        if (as_root) chown_root(target);
         ++changed;
     }
     state["files"][c.file.path] = sha256_hex(c.file.content);

@@ -8,6 +8,7 @@
 #    audit log has its serial), where kubelet.service and its kubeconfig read it;
 #  - the renew exits 0 when not due (same serial, no hook) and with --force renews (a new
 #    serial, the same names, the kubelet restart hook run), still where the kubelet reads;
+#  - `bootstrap worker` re-run then (also --dry-run, --force) leaves the renewed pair alone;
 #  - the units pass `systemd-analyze verify`.
 source "$(dirname "$0")/bootstrap_lib.sh"
 
@@ -325,6 +326,24 @@ YAML
   [ "$(hook_runs)" = $((hooks + 1)) ] || fail "$flavor: the hook did not restart the kubelet once"
   audit_has "$dir/audit.log" renew "$renewed" \
     || fail "$flavor: no renewal $renewed in the audit log"
+
+  # Bootstrap again on the renewed node: the pair is kubeca-renew's now. Dry-run, a plain
+  # run and --force all leave the renewed serial (and its symlinks) in place.
+  local out
+  out=$("$KUBECA" bootstrap worker --config "$dir/cluster.yaml" --pki "$pki" --root "$root" \
+    --node "$NODE" --dry-run 2>&1) || fail "$flavor: bootstrap --dry-run after renewal: $out"
+  ! grep -q "^conflict" <<<"$out" || fail "$flavor: --dry-run after renewal: $out"
+  [ "$(grep -c "^kept .*: managed by kubeca-renew$" <<<"$out")" = 2 ] \
+    || fail "$flavor: --dry-run does not name the node's pair as kept: $out"
+  for force in "" --force; do
+    out=$("$KUBECA" bootstrap worker --config "$dir/cluster.yaml" --pki "$pki" --root "$root" \
+      --node "$NODE" $force 2>&1) || fail "$flavor: bootstrap $force after renewal: $out"
+    grep -q ": 0 files changed," <<<"$out" || fail "$flavor: bootstrap $force changed: $out"
+    [ "$(serial_of "$cert")" = "$renewed" ] \
+      || fail "$flavor: bootstrap $force put serial $(serial_of "$cert") over $renewed"
+    [ -L "$cert" ] || fail "$flavor: bootstrap $force replaced the symlink $cert"
+    check_kubelet_files "$root" "$renewed" "$pki" "$flavor: bootstrap $force after renewal"
+  done
   echo "ok: $flavor: requested $serial, renewed $renewed"
 }
 

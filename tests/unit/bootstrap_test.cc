@@ -605,6 +605,136 @@ TEST_F(Bootstrap, DryRunNeverShowsASecret) {
   EXPECT_FALSE(fs::exists(r / "etc")) << "a dry run writes nothing";
 }
 
+// The node's certificate and key, as the kubeca-renew unit names them (--cert, --key).
+std::set<std::string> renewed_pair(const std::vector<HostFile>& files) {
+  std::set<std::string> out;
+  for (const auto& f : files) {
+    if (f.path != "/etc/systemd/system/kubeca-renew.service") continue;
+    std::smatch m;
+    for (const char* flag : {R"(--cert (\S+))", R"(--key (\S+))"}) {
+      if (std::regex_search(f.content, m, std::regex(flag))) out.insert(m[1]);
+    }
+  }
+  return out;
+}
+
+TEST_F(Bootstrap, OnlyTheFilesKubecaRenewReplacesAreCreateOnly) {
+  for (auto [flavor, role] : std::vector<std::pair<std::string, Role>>{
+           {"coreos-2016", Role::kWorker}, {"modern", Role::kWorker}, {"modern", Role::kMaster}}) {
+    SCOPED_TRACE(flavor + " " + to_string(role));
+    const auto files = plan(example(flavor), role, role == Role::kWorker ? "coreos2" : "");
+    std::set<std::string> create_only;
+    for (const auto& f : files) {
+      if (!f.create_only) continue;
+      create_only.insert(f.path);
+      EXPECT_EQ(f.managed_by, "kubeca-renew") << f.path;
+    }
+    EXPECT_EQ(renewed_pair(files).size(), 2u);
+    EXPECT_EQ(create_only, renewed_pair(files));
+  }
+  for (const auto& f : plan(example("coreos-2016"), Role::kMaster)) EXPECT_FALSE(f.create_only);
+}
+
+// After kubeca-renew took the node's pair over (a new certificate; the files symlinks into
+// its versions folder), bootstrap leaves it alone: no conflict, with or without --force.
+TEST_F(Bootstrap, TheNodesPairIsSeededOnceThenLeftToKubecaRenew) {
+  for (const std::string flavor : {"coreos-2016", "modern"}) {
+    SCOPED_TRACE(flavor);
+    const fs::path r = root();
+    const auto files = plan(example(flavor), Role::kWorker, "coreos2");
+    const auto pair = renewed_pair(files);
+    ASSERT_EQ(pair.size(), 2u);
+    std::string cert_path, key_path;
+    for (const auto& p : pair) (find(files, p).secret() ? key_path : cert_path) = p;
+    ASSERT_FALSE(cert_path.empty() || key_path.empty());
+    const fs::path cert = r / fs::path(cert_path).relative_path();
+    const fs::path key = r / fs::path(key_path).relative_path();
+
+    // Seeded from the PKI when absent, and recorded as handed over.
+    write_changes(compare_with_root(files, r), r, false);
+    EXPECT_EQ(read_file(cert), find(files, cert_path).content);
+    const json state = json::parse(read_file(state_path(r)));
+    EXPECT_EQ(state["create_only"][cert_path], "kubeca-renew");
+    EXPECT_EQ(state["create_only"][key_path], "kubeca-renew");
+
+    // As kubeca-renew leaves them: the key a symlink into .NAME.pem.d (the version 0640, so
+    // a chmod through the link would show), the cert another certificate with another mode.
+    const fs::path versions = cert.parent_path() / ("." + cert.filename().string() + ".d");
+    fs::create_directories(versions / "v2");
+    write_file_atomic(versions / "v2/key.pem", "renewed key\n", 0640);
+    fs::create_directory_symlink("v2", versions / "current");
+    fs::remove(key);
+    fs::create_symlink(fs::path(versions.filename()) / "current/key.pem", key);
+    write_file_atomic(cert, "renewed cert\n", 0600);
+    const auto untouched = [&](const std::string& when) {
+      SCOPED_TRACE(when);
+      EXPECT_EQ(read_file(cert), "renewed cert\n");
+      EXPECT_EQ(fs::status(cert).permissions(), fs::perms(0600));
+      ASSERT_TRUE(fs::is_symlink(key));
+      EXPECT_EQ(fs::read_symlink(key), fs::path(versions.filename()) / "current/key.pem");
+      EXPECT_EQ(read_file(versions / "v2/key.pem"), "renewed key\n");
+      EXPECT_EQ(fs::status(versions / "v2/key.pem").permissions(), fs::perms(0640));
+    };
+
+    const auto changes = compare_with_root(files, r);
+    for (const auto& c : changes) {
+      const bool mine = pair.count(c.file.path) > 0;
+      EXPECT_EQ(c.change, mine ? Change::kKept : Change::kUnchanged) << c.file.path;
+      if (mine) {
+        EXPECT_EQ(c.note, "managed by kubeca-renew");
+      }
+    }
+    // --dry-run says so, without a diff (or a secret).
+    const std::string dry = describe_changes(changes);
+    EXPECT_NE(dry.find("kept      " + cert_path + " (0644 root:root, pki "), std::string::npos)
+        << dry;
+    EXPECT_NE(dry.find("): managed by kubeca-renew\n"), std::string::npos) << dry;
+    EXPECT_NE(dry.find("kept      " + key_path), std::string::npos) << dry;
+    EXPECT_EQ(dry.find("+++"), std::string::npos) << dry;
+    EXPECT_EQ(dry.find("conflict"), std::string::npos) << dry;
+    EXPECT_NE(dry.find(std::to_string(files.size()) + " unchanged\n"), std::string::npos) << dry;
+
+    EXPECT_EQ(write_changes(changes, r, false), 0u);
+    untouched("re-run");
+    // The record stays the seed's: a kept file's content is not kubeca's to record.
+    EXPECT_EQ(json::parse(read_file(state_path(r)))["files"][cert_path], state["files"][cert_path]);
+
+    // --force overwrites an operator's edit elsewhere, never the node's pair.
+    const fs::path unit = r / "etc/systemd/system/kubelet.service";
+    write_file_atomic(unit, read_file(unit) + "# edited\n");
+    const auto forced = compare_with_root(files, r);
+    EXPECT_THROW(write_changes(forced, r, false), std::runtime_error);
+    EXPECT_EQ(write_changes(forced, r, true), 1u);
+    EXPECT_EQ(read_file(unit).find("# edited"), std::string::npos);
+    untouched("--force");
+
+    // A dangling link (a versions folder being switched) is kept too, not read.
+    fs::remove(cert);
+    fs::create_symlink(".nothing/cert.pem", cert);
+    for (const auto& c : compare_with_root(files, r)) {
+      if (c.file.path == cert_path) {
+        EXPECT_EQ(c.change, Change::kKept);
+      }
+    }
+    EXPECT_EQ(write_changes(compare_with_root(files, r), r, true), 0u);
+    EXPECT_EQ(fs::read_symlink(cert), ".nothing/cert.pem");
+
+    // Absent again (a node reset): seeded again. Unless the unit wins the race after the
+    // comparison: then what it wrote stays.
+    fs::remove(cert);
+    const auto create = compare_with_root(files, r);
+    fs::create_symlink(".raced/cert.pem", cert);
+    EXPECT_EQ(write_changes(create, r, false), 0u);
+    EXPECT_EQ(fs::read_symlink(cert), ".raced/cert.pem");
+    fs::remove(cert);
+    EXPECT_EQ(write_changes(compare_with_root(files, r), r, false), 1u);
+    EXPECT_FALSE(fs::is_symlink(cert));
+    EXPECT_EQ(read_file(cert), find(files, cert_path).content);
+    EXPECT_EQ(fs::status(cert).permissions(), fs::perms(0644));
+    ASSERT_TRUE(fs::is_symlink(key));
+  }
+}
+
 TEST(Diff, UnifiedLikeDiffU) {
   EXPECT_EQ(unified_diff("a\nb\nc\n", "a\nb\nc\n", "x", "y"), "");
   EXPECT_EQ(unified_diff("a\nb\nc\n", "a\nB\nc\n", "x", "y"),

@@ -23,6 +23,11 @@ struct HostFile {
   std::string content;
   unsigned mode = 0644;
   std::string source;  // "template coreos-2016/master/kubelet.service" or "pki ca.pem"
+  // files.yaml `create_only: true`: laid down only when the path is absent. Afterwards the
+  // file belongs to `managed_by` (the node's kubeca-renew replaces it, often by a symlink
+  // into its versions folder), so bootstrap never overwrites it, not even with --force.
+  bool create_only = false;
+  std::string managed_by;  // files.yaml `managed_by`, for the report: "kubeca-renew"
   bool secret() const { return (mode & 0077) == 0; }
 };
 
@@ -43,7 +48,8 @@ std::vector<HostFile> plan_files(const Config& config, const BootstrapRequest& r
 std::vector<std::string> embedded_template_paths();
 std::string embedded_template(const std::string& path);  // throws when absent
 
-enum class Change { kCreate, kUpdate, kMode, kUnchanged, kConflict };
+// kKept: a create_only file that is there and differs from the plan; left as it is.
+enum class Change { kCreate, kUpdate, kMode, kUnchanged, kConflict, kKept };
 const char* to_string(Change c);
 
 struct FileChange {
@@ -55,16 +61,19 @@ struct FileChange {
 
 // Compares the plan with what is under `root` and with what kubeca recorded there when it
 // last wrote (ROOT/var/lib/kubeca/bootstrap.json): a file whose content differs from both
-// the plan and kubeca's record was edited by someone else and is a conflict.
+// the plan and kubeca's record was edited by someone else and is a conflict. Nothing is
+// read or changed through a symlink: a create_only path that is one is kept, and another
+// path's symlink is judged by content only (no mode fix) and replaced, never written through.
 std::vector<FileChange> compare_with_root(const std::vector<HostFile>& files,
                                           const std::filesystem::path& root);
 
 // What --dry-run prints: each change with a unified diff (secrets by size only).
 std::string describe_changes(const std::vector<FileChange>& changes);
 
-// Writes creates, updates and mode fixes atomically and records their digests. Conflicts
-// make it throw std::runtime_error before anything is written, unless `force`.
-// Returns the number of files changed.
+// Writes creates, updates and mode fixes atomically and records their digests (and which
+// paths are create_only). Conflicts make it throw std::runtime_error before anything is
+// written, unless `force`; kept files are never touched. A create_only file is created only
+// if the path is still absent at that moment. Returns the number of files changed.
 size_t write_changes(const std::vector<FileChange>& changes, const std::filesystem::path& root,
                      bool force);
 
