@@ -18,22 +18,26 @@ int cmd_certs(const std::vector<std::string>& args) {
   po::positional_options_description pos;
   pos.add("action", 1).add("name", 1);
   po::variables_map vm;
-  if (!parse(args, "Usage: kubeca certs list|check-expiration --pki DIR [--json]\n"
-                   "       kubeca certs renew all|NAME --pki DIR [--rotate-key]\n\n"
-                   "Lists every certificate in the PKI folder (and in its kubeconfigs) with\n"
-                   "its expiry, residual time, CA, serial and status. renew issues the same\n"
-                   "identity again with a new validity, offline, with the CA key in DIR.",
+  if (!parse(args,
+             "Usage: kubeca certs list|check-expiration --pki DIR [--json]\n"
+             "       kubeca certs renew all|NAME --pki DIR [--rotate-key]\n\n"
+             "Lists every certificate in the PKI folder (and in its kubeconfigs) with\n"
+             "its expiry, residual time, CA, serial and status. renew issues the same\n"
+             "identity again with a new validity, offline, with the CA key in DIR.",
              desc, vm, &pos)) {
     return 0;
   }
   const std::string action = vm["action"].as<std::string>();
   if (action == "renew") {
     if (!vm.count("name")) throw UsageError("certs renew needs all or a certificate name");
-    const auto renewed = renew_offline(vm["pki"].as<std::string>(), vm["name"].as<std::string>(),
-                                       vm.count("rotate-key") > 0, std::chrono::system_clock::now());
+    const auto renewed =
+        renew_offline(vm["pki"].as<std::string>(), vm["name"].as<std::string>(),
+                      vm.count("rotate-key") > 0, std::chrono::system_clock::now());
     nlohmann::json out = nlohmann::json::array();
     for (const auto& r : renewed) {
-      out.push_back({{"name", r.name}, {"old_serial", r.old_serial}, {"serial", r.new_serial},
+      out.push_back({{"name", r.name},
+                     {"old_serial", r.old_serial},
+                     {"serial", r.new_serial},
                      {"kubeconfigs", r.kubeconfigs}});
       if (!vm.count("json")) {
         std::cout << "renewed " << r.name << " (serial " << r.new_serial << ")";
@@ -70,8 +74,8 @@ int cmd_certs(const std::vector<std::string>& args) {
     return 0;
   }
   std::vector<std::vector<std::string>> rows;
-  rows.push_back({"CERTIFICATE", "EXPIRES", "RESIDUAL TIME", "CERTIFICATE AUTHORITY", "SERIAL",
-                  "STATUS"});
+  rows.push_back(
+      {"CERTIFICATE", "EXPIRES", "RESIDUAL TIME", "CERTIFICATE AUTHORITY", "SERIAL", "STATUS"});
   if (action == "check-expiration") rows[0].push_back("WARNING");
   bool header_ca = false;
   for (const auto& c : certs) {
@@ -80,8 +84,8 @@ int cmd_certs(const std::vector<std::string>& args) {
       rows.push_back({"CERTIFICATE AUTHORITY", "EXPIRES", "RESIDUAL TIME", "", "SERIAL", "STATUS"});
       header_ca = true;
     }
-    std::vector<std::string> row{c.name, format_time(c.not_after), residual(c), c.issuer,
-                                 c.serial, c.status};
+    std::vector<std::string> row{c.name,  format_time(c.not_after), residual(c), c.issuer, c.serial,
+                                 c.status};
     if (action == "check-expiration") {
       row.push_back(c.status == "expired"    ? "EXPIRED: renew now"
                     : c.status == "expiring" ? "expires within " + vm["warn"].as<std::string>()

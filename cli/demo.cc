@@ -15,10 +15,11 @@ int cmd_demo(const std::vector<std::string>& args) {
   desc.add_options()("dir", po::value<std::string>(), "work here instead of a temporary folder")(
       "key-algorithm", po::value<std::string>()->default_value("ecdsa-p256"), "key algorithm");
   po::variables_map vm;
-  if (!parse(args, "Usage: kubeca demo [--dir DIR]\n\n"
-                   "Runs the whole story on this machine, on loopback only: the cluster PKI,\n"
-                   "the signing service, a bootstrap token, a node asking for its certificate\n"
-                   "with the token and the CA pin, the result checked, the service stopped.",
+  if (!parse(args,
+             "Usage: kubeca demo [--dir DIR]\n\n"
+             "Runs the whole story on this machine, on loopback only: the cluster PKI,\n"
+             "the signing service, a bootstrap token, a node asking for its certificate\n"
+             "with the token and the CA pin, the result checked, the service stopped.",
              desc, vm)) {
     return 0;
   }
@@ -38,13 +39,18 @@ int cmd_demo(const std::vector<std::string>& args) {
       "cluster: {name: demo, domain: cluster.local, flavor: modern}\n"
       "master: {host: 127.0.0.1, name: demo-master}\n"
       "network: {pod_cidr: 10.2.0.0/16, service_cidr: 10.3.0.0/24, dns_service_ip: 10.3.0.10}\n"
-      "workers:\n  - {name: demo-worker-1, ip: 127.0.0.2}\n  - {name: demo-worker-2, ip: 127.0.0.3}\n"
-      "pki: {key_algorithm: " + algo + "}\n"
-      "signer: {listen: \"127.0.0.1:0\", url: \"https://127.0.0.1:8443\", store: \"" + store + "\"}\n";
+      "workers:\n  - {name: demo-worker-1, ip: 127.0.0.2}\n  - {name: demo-worker-2, ip: "
+      "127.0.0.3}\n"
+      "pki: {key_algorithm: " +
+      algo +
+      "}\n"
+      "signer: {listen: \"127.0.0.1:0\", url: \"https://127.0.0.1:8443\", store: \"" +
+      store + "\"}\n";
   write_file_atomic(dir / "cluster.yaml", yaml);
   const Config config = load_config((dir / "cluster.yaml").string(), "");
   const fs::path pki = dir / "pki";
-  std::cout << "kubeca demo in " << dir.string() << "\n\n1. The cluster PKI\n   $ kubeca init --config "
+  std::cout << "kubeca demo in " << dir.string()
+            << "\n\n1. The cluster PKI\n   $ kubeca init --config "
             << (dir / "cluster.yaml").string() << " --pki " << pki.string() << "\n";
   const auto report = init_pki(config, pki, std::chrono::system_clock::now(), progress_line);
   std::cout << "   " << report.created() << " files in " << report.elapsed.count() << " ms ("
@@ -75,7 +81,8 @@ int cmd_demo(const std::vector<std::string>& args) {
   const std::string pin = ca_pin(load_ca(pki, Profile::kCa, config.flavor)->certificate());
   std::cout << "\n3. A one-time token for node demo-worker-1\n   $ kubeca token create --store "
             << store << " --node demo-worker-1 --ip 127.0.0.2\n   token " << rec.id
-            << ".<secret> (1 use, expires " << format_time(std::chrono::system_clock::from_time_t(rec.expires_at))
+            << ".<secret> (1 use, expires "
+            << format_time(std::chrono::system_clock::from_time_t(rec.expires_at))
             << ")\n   CA pin " << pin << "\n";
 
   NodeRequestOptions n;
@@ -85,8 +92,8 @@ int cmd_demo(const std::vector<std::string>& args) {
   n.out_dir = dir / "node";
   n.name = "demo-worker-1";
   n.kubeconfig_out = (dir / "node" / "kubelet.conf").string();
-  std::cout << "\n4. The node asks for its certificate at boot\n   $ kubeca request --server " << url
-            << " --token <token> --ca-hash " << pin << " --out-dir " << n.out_dir.string()
+  std::cout << "\n4. The node asks for its certificate at boot\n   $ kubeca request --server "
+            << url << " --token <token> --ca-hash " << pin << " --out-dir " << n.out_dir.string()
             << " --name demo-worker-1 --kubeconfig-out " << n.kubeconfig_out << "\n";
   const auto got = node_request(n);
   const auto cert = parse_certificate_pem(read_file(got.cert));
@@ -98,14 +105,15 @@ int cmd_demo(const std::vector<std::string>& args) {
             << got.not_after << "\n   chain    "
             << (chain_ok ? "verifies against the cluster CA" : "DOES NOT VERIFY") << "\n";
   const auto again = node_request(n);
-  std::cout << "   a second request " << (again.kept ? "kept the valid certificate" : "issued again")
-            << " (idempotent)\n";
+  std::cout << "   a second request "
+            << (again.kept ? "kept the valid certificate" : "issued again") << " (idempotent)\n";
 
   server.stop();
   server.wait();
-  std::cout << "\n6. The service stopped. Audit log: " << o.audit_log << "\n   Check with openssl:\n"
-            << "   $ openssl verify -CAfile " << (pki / "ca.pem").string() << " " << got.cert.string()
-            << "\n";
+  std::cout << "\n6. The service stopped. Audit log: " << o.audit_log
+            << "\n   Check with openssl:\n"
+            << "   $ openssl verify -CAfile " << (pki / "ca.pem").string() << " "
+            << got.cert.string() << "\n";
   return chain_ok && again.kept ? 0 : 1;
 }
 

@@ -12,9 +12,10 @@ int cmd_init(const std::vector<std::string>& args) {
       "pki", po::value<std::string>()->required(), "the PKI folder to create or complete")(
       "json", "print what was made as JSON");
   po::variables_map vm;
-  if (!parse(args, "Usage: kubeca init --config cluster.yaml --pki DIR [--env-file F] [--json]\n\n"
-                   "Creates the cluster CA, every certificate the flavor needs and the\n"
-                   "kubeconfigs. Re-running creates what is missing and changes nothing else.",
+  if (!parse(args,
+             "Usage: kubeca init --config cluster.yaml --pki DIR [--env-file F] [--json]\n\n"
+             "Creates the cluster CA, every certificate the flavor needs and the\n"
+             "kubeconfigs. Re-running creates what is missing and changes nothing else.",
              desc, vm)) {
     return 0;
   }
@@ -36,8 +37,8 @@ int cmd_init(const std::vector<std::string>& args) {
     std::cout << (f.created ? "[created] " : "[kept]    ") << dir << "/" << f.path << "\n";
   }
   std::cout << report.created() << " files created, " << report.files.size() - report.created()
-            << " kept, in " << report.elapsed.count() << " ms (" << to_string(config.flavor)
-            << ", " << config.key_algorithm << ")\n";
+            << " kept, in " << report.elapsed.count() << " ms (" << to_string(config.flavor) << ", "
+            << config.key_algorithm << ")\n";
   return 0;
 }
 

@@ -15,7 +15,8 @@ int cmd_issue(const std::vector<std::string>& args) {
       "ip", po::value<std::vector<std::string>>(), "an IP SAN; repeat for more")(
       "dns", po::value<std::vector<std::string>>(), "a DNS SAN; repeat for more")(
       "key-algorithm", po::value<std::string>(), "overrides pki.key_algorithm")(
-      "flavor", po::value<std::string>(), "modern or coreos-2016 (default: the config's, or the CA's)")(
+      "flavor", po::value<std::string>(),
+      "modern or coreos-2016 (default: the config's, or the CA's)")(
       "out", po::value<std::string>(), "write PREFIX.pem and PREFIX-key.pem")(
       "json", "print the result as JSON");
   po::positional_options_description pos;
@@ -25,9 +26,11 @@ int cmd_issue(const std::vector<std::string>& args) {
   for (Profile p : all_profiles()) {
     if (!profile_is_ca(p)) profiles += std::string(profiles.empty() ? "" : ", ") + to_string(p);
   }
-  if (!parse(args, "Usage: kubeca issue PROFILE --pki DIR [--config F] [--name N] [--ip IP]... "
-                   "[--dns D]... [--out PREFIX]\n\nIssues one certificate with a new key. "
-                   "Profiles: " + profiles,
+  if (!parse(args,
+             "Usage: kubeca issue PROFILE --pki DIR [--config F] [--name N] [--ip IP]... "
+             "[--dns D]... [--out PREFIX]\n\nIssues one certificate with a new key. "
+             "Profiles: " +
+                 profiles,
              desc, vm, &pos)) {
     return 0;
   }
@@ -57,8 +60,8 @@ int cmd_issue(const std::vector<std::string>& args) {
     if (f != "modern" && f != "coreos-2016") throw UsageError("--flavor: modern or coreos-2016");
     config.flavor = f == "modern" ? Flavor::kModern : Flavor::kCoreos2016;
   }
-  std::string algo = vm.count("key-algorithm") ? vm["key-algorithm"].as<std::string>()
-                                               : config.key_algorithm;
+  std::string algo =
+      vm.count("key-algorithm") ? vm["key-algorithm"].as<std::string>() : config.key_algorithm;
   const auto algorithm = parse_key_algorithm(algo);
   if (!algorithm) throw UsageError("--key-algorithm: unknown \"" + algo + "\"");
   Identity id;

@@ -1,8 +1,9 @@
+#include "kubeca/kubeconfig.h"
+
 #include <iostream>
 
 #include "common.h"
 #include "kubeca/fs.h"
-#include "kubeca/kubeconfig.h"
 #include "kubeca/pki.h"
 
 namespace kubeca::cli {
@@ -16,15 +17,17 @@ int cmd_kubeconfig(const std::vector<std::string>& args) {
       "cluster-name", po::value<std::string>()->default_value("kubernetes"), "cluster entry name")(
       "out", po::value<std::string>()->required(), "the kubeconfig file to write (0600)");
   po::variables_map vm;
-  if (!parse(args, "Usage: kubeca kubeconfig --pki DIR --user admin|NAME --server URL --out FILE\n\n"
-                   "Writes a kubeconfig embedding the CA, the user's certificate and key.",
+  if (!parse(args,
+             "Usage: kubeca kubeconfig --pki DIR --user admin|NAME --server URL --out FILE\n\n"
+             "Writes a kubeconfig embedding the CA, the user's certificate and key.",
              desc, vm)) {
     return 0;
   }
   const fs::path dir = vm["pki"].as<std::string>();
   const std::string user = vm["user"].as<std::string>();
   if (user.find("..") != std::string::npos || user.empty() || user[0] == '/') {
-    throw UsageError("--user: a certificate's name in the PKI folder (admin, kubelet-n1), not a path");
+    throw UsageError(
+        "--user: a certificate's name in the PKI folder (admin, kubelet-n1), not a path");
   }
   const std::string server = vm["server"].as<std::string>();
   if (server.rfind("https://", 0) != 0) throw UsageError("--server: must be an https:// URL");
@@ -35,8 +38,15 @@ int cmd_kubeconfig(const std::vector<std::string>& args) {
   const std::string cert_pem = read_file(cert);
   const auto parsed = parse_certificate_pem(cert_pem);
   const auto cn = parsed.subject_info("X520.CommonName");
-  KubeconfigSpec spec{vm["cluster-name"].as<std::string>(), server, read_file(cert_path(dir, "ca")),
-                      cn.empty() ? user : cn.front(), cert_pem, read_file(key), "", "", ""};
+  KubeconfigSpec spec{vm["cluster-name"].as<std::string>(),
+                      server,
+                      read_file(cert_path(dir, "ca")),
+                      cn.empty() ? user : cn.front(),
+                      cert_pem,
+                      read_file(key),
+                      "",
+                      "",
+                      ""};
   write_file_atomic(vm["out"].as<std::string>(), render_kubeconfig(spec), 0600);
   std::cout << "wrote " << vm["out"].as<std::string>() << " for " << spec.user << " at " << server
             << "\n";

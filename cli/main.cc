@@ -27,7 +27,8 @@ const Command kCommands[] = {
 };
 
 void usage(std::ostream& out) {
-  out << "kubeca " KUBECA_VERSION " - the certificate authority of a Kubernetes cluster\n\n"
+  out << "kubeca " KUBECA_VERSION
+         " - the certificate authority of a Kubernetes cluster\n\n"
          "Usage: kubeca COMMAND [options]   (kubeca COMMAND --help for each)\n\nCommands:\n";
   for (const auto& c : kCommands) {
     out << "  " << c.name << std::string(14 - std::strlen(c.name), ' ') << c.summary << "\n";

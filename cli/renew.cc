@@ -12,22 +12,25 @@ namespace kubeca::cli {
 
 int cmd_renew(const std::vector<std::string>& args) {
   po::options_description desc("Options");
-  desc.add_options()("server", po::value<std::string>()->required(), "the signer, https://HOST:8443")(
+  desc.add_options()("server", po::value<std::string>()->required(),
+                     "the signer, https://HOST:8443")(
       "ca", po::value<std::string>()->required(), "the cluster CA (ca.pem) to trust the signer")(
-      "cert", po::value<std::string>()->required(), "the certificate to renew (also the mTLS identity)")(
+      "cert", po::value<std::string>()->required(),
+      "the certificate to renew (also the mTLS identity)")(
       "key", po::value<std::string>()->required(), "its key")(
       "daemon", "keep running: renew at 2/3 of each certificate's life")(
       "exec", po::value<std::string>(), "run this shell command after each swap (kubelet restart)")(
       "rotate-key", "make a new key instead of keeping the current one")(
-      "force", "renew now, even when not yet due")(
-      "retries", po::value<int>()->default_value(8), "one-shot: attempts while unreachable")(
+      "force", "renew now, even when not yet due")("retries", po::value<int>()->default_value(8),
+                                                   "one-shot: attempts while unreachable")(
       "max-backoff", po::value<std::string>()->default_value("5m"), "longest wait between retries");
   po::variables_map vm;
-  if (!parse(args, "Usage: kubeca renew --server URL --ca ca.pem --cert C --key K [--daemon] "
-                   "[--exec CMD] [--rotate-key]\n\n"
-                   "Renews a certificate over mTLS with itself, once it is two thirds through its\n"
-                   "life (with jitter); swaps certificate and key atomically; runs the hook.\n"
-                   "Without --daemon it exits 0 when the certificate is not due yet.",
+  if (!parse(args,
+             "Usage: kubeca renew --server URL --ca ca.pem --cert C --key K [--daemon] "
+             "[--exec CMD] [--rotate-key]\n\n"
+             "Renews a certificate over mTLS with itself, once it is two thirds through its\n"
+             "life (with jitter); swaps certificate and key atomically; runs the hook.\n"
+             "Without --daemon it exits 0 when the certificate is not due yet.",
              desc, vm)) {
     return 0;
   }
@@ -47,8 +50,8 @@ int cmd_renew(const std::vector<std::string>& args) {
     if (r.renewed) {
       std::cout << "renewed " << o.cert.string() << " (serial " << r.serial << ")\n";
     } else {
-      std::cout << "not due: " << o.cert.string() << " renews after "
-                << format_time(r.next_due) << " (--force to renew now)\n";
+      std::cout << "not due: " << o.cert.string() << " renews after " << format_time(r.next_due)
+                << " (--force to renew now)\n";
     }
     return 0;
   }

@@ -24,9 +24,10 @@ int cmd_revoke(const std::vector<std::string>& args) {
       "pki", po::value<std::string>(), "with --store: the PKI folder holding the CA");
   add_admin_options(desc);
   po::variables_map vm;
-  if (!parse(args, "Usage: kubeca revoke --serial HEX | --cert FILE [--reason R]\n"
-                   "       (--pki DIR --store URL, or as an admin against the service)\n\n"
-                   "Marks the certificate revoked; the CRL lists it from then on.",
+  if (!parse(args,
+             "Usage: kubeca revoke --serial HEX | --cert FILE [--reason R]\n"
+             "       (--pki DIR --store URL, or as an admin against the service)\n\n"
+             "Marks the certificate revoked; the CRL lists it from then on.",
              desc, vm)) {
     return 0;
   }
@@ -54,7 +55,8 @@ int cmd_revoke(const std::vector<std::string>& args) {
         throw InputError("--cert: not issued by this CA");
       }
       serial = serial_hex(cert);
-      if (!t.store->find_certificate(serial)) t.store->insert_certificate(record_of(cert, "", "cli"));
+      if (!t.store->find_certificate(serial))
+        t.store->insert_certificate(record_of(cert, "", "cli"));
     } else {
       serial = vm["serial"].as<std::string>();
       for (auto& ch : serial) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
@@ -74,8 +76,9 @@ int cmd_crl(const std::vector<std::string>& args) {
       "pem", "PEM instead of DER")("pki", po::value<std::string>(), "with --store: the CA folder");
   add_admin_options(desc);
   po::variables_map vm;
-  if (!parse(args, "Usage: kubeca crl --out FILE [--pem] (--pki DIR --store URL, or the service)\n\n"
-                   "Writes the current certificate revocation list, signed by the CA.",
+  if (!parse(args,
+             "Usage: kubeca crl --out FILE [--pem] (--pki DIR --store URL, or the service)\n\n"
+             "Writes the current certificate revocation list, signed by the CA.",
              desc, vm)) {
     return 0;
   }

@@ -14,20 +14,23 @@ int cmd_serve(const std::vector<std::string>& args) {
       "pki", po::value<std::string>()->required(), "the PKI folder with ca.pem and ca-key.pem")(
       "listen", po::value<std::string>(), "HOST:PORT (default signer.listen; port 0: any free)")(
       "store", po::value<std::string>(), "sqlite:PATH (default signer.store)")(
-      "audit-log", po::value<std::string>(), "append one JSON line per decision here (default stdout)")(
+      "audit-log", po::value<std::string>(),
+      "append one JSON line per decision here (default stdout)")(
       "threads", po::value<size_t>()->default_value(64), "connections served at once")(
       "max-failures", po::value<int>()->default_value(10),
       "failed token attempts from one address per minute before 429");
   po::variables_map vm;
-  if (!parse(args, "Usage: kubeca serve --config cluster.yaml --pki DIR [--listen ADDR] [--store URL]\n\n"
-                   "Serves the signing API over TLS 1.2+ with the signer certificate (issued\n"
-                   "into DIR on first start). Stops gracefully on SIGTERM or SIGINT.",
+  if (!parse(args,
+             "Usage: kubeca serve --config cluster.yaml --pki DIR [--listen ADDR] [--store URL]\n\n"
+             "Serves the signing API over TLS 1.2+ with the signer certificate (issued\n"
+             "into DIR on first start). Stops gracefully on SIGTERM or SIGINT.",
              desc, vm)) {
     return 0;
   }
   const Config config = load_config_from(vm);
   ServeOptions o;
-  const std::string listen = vm.count("listen") ? vm["listen"].as<std::string>() : config.signer_listen;
+  const std::string listen =
+      vm.count("listen") ? vm["listen"].as<std::string>() : config.signer_listen;
   const auto colon = listen.rfind(':');
   if (colon == std::string::npos) throw UsageError("--listen: expected HOST:PORT");
   o.host = listen.substr(0, colon);
@@ -40,7 +43,8 @@ int cmd_serve(const std::vector<std::string>& args) {
   o.threads = vm["threads"].as<size_t>();
   o.max_failures = vm["max-failures"].as<int>();
   if (vm.count("audit-log")) o.audit_log = vm["audit-log"].as<std::string>();
-  const std::string store_url = vm.count("store") ? vm["store"].as<std::string>() : config.signer_store;
+  const std::string store_url =
+      vm.count("store") ? vm["store"].as<std::string>() : config.signer_store;
 
   // Signals are taken by a waiting thread, not a handler: stop() is not async-signal-safe.
   sigset_t set;

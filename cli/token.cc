@@ -1,8 +1,9 @@
+#include "kubeca/token.h"
+
 #include <iostream>
 
 #include "common.h"
 #include "kubeca/pki.h"
-#include "kubeca/token.h"
 
 namespace kubeca::cli {
 
@@ -29,12 +30,13 @@ int cmd_token(const std::vector<std::string>& args) {
   po::positional_options_description pos;
   pos.add("action", 1).add("id", 1);
   po::variables_map vm;
-  if (!parse(args, "Usage: kubeca token create --node NAME --ip IP [--ip IP] [--profile kubelet] "
-                   "[--ttl 1h] [--uses 1]\n       kubeca token list\n       kubeca token revoke ID\n\n"
-                   "Against the store (--store sqlite:PATH) or a running service as an admin\n"
-                   "(--kubeconfig FILE, or --server URL --certificate-authority ca.pem\n"
-                   "--client-certificate admin.pem --client-key admin-key.pem).\n"
-                   "A token is printed once; only its hash is stored.",
+  if (!parse(args,
+             "Usage: kubeca token create --node NAME --ip IP [--ip IP] [--profile kubelet] "
+             "[--ttl 1h] [--uses 1]\n       kubeca token list\n       kubeca token revoke ID\n\n"
+             "Against the store (--store sqlite:PATH) or a running service as an admin\n"
+             "(--kubeconfig FILE, or --server URL --certificate-authority ca.pem\n"
+             "--client-certificate admin.pem --client-key admin-key.pem).\n"
+             "A token is printed once; only its hash is stored.",
              desc, vm, &pos)) {
     return 0;
   }
@@ -52,11 +54,19 @@ int cmd_token(const std::vector<std::string>& args) {
     nlohmann::json out;
     if (t.store) {
       auto [token, rec] = create_token(*t.store, r, unix_now());
-      out = {{"token", token}, {"id", rec.id}, {"node", rec.node}, {"ips", rec.ips},
-             {"profile", rec.profile}, {"uses", rec.uses_allowed}, {"expires_at", when(rec.expires_at)}};
+      out = {{"token", token},
+             {"id", rec.id},
+             {"node", rec.node},
+             {"ips", rec.ips},
+             {"profile", rec.profile},
+             {"uses", rec.uses_allowed},
+             {"expires_at", when(rec.expires_at)}};
     } else {
-      out = expect(t.api->post("/v1/tokens", {{"node", r.node}, {"ips", r.ips}, {"profile", r.profile},
-                                              {"ttl", vm["ttl"].as<std::string>()}, {"uses", r.uses}}),
+      out = expect(t.api->post("/v1/tokens", {{"node", r.node},
+                                              {"ips", r.ips},
+                                              {"profile", r.profile},
+                                              {"ttl", vm["ttl"].as<std::string>()},
+                                              {"uses", r.uses}}),
                    201, "token create");
     }
     if (as_json) {
@@ -75,9 +85,15 @@ int cmd_token(const std::vector<std::string>& args) {
     nlohmann::json out = nlohmann::json::array();
     if (t.store) {
       for (const auto& rec : t.store->list_tokens()) {
-        out.push_back({{"id", rec.id}, {"node", rec.node}, {"ips", rec.ips}, {"profile", rec.profile},
-                       {"uses", rec.uses}, {"uses_allowed", rec.uses_allowed}, {"revoked", rec.revoked},
-                       {"created_at", when(rec.created_at)}, {"expires_at", when(rec.expires_at)}});
+        out.push_back({{"id", rec.id},
+                       {"node", rec.node},
+                       {"ips", rec.ips},
+                       {"profile", rec.profile},
+                       {"uses", rec.uses},
+                       {"uses_allowed", rec.uses_allowed},
+                       {"revoked", rec.revoked},
+                       {"created_at", when(rec.created_at)},
+                       {"expires_at", when(rec.expires_at)}});
       }
     } else {
       out = expect(t.api->get("/v1/tokens"), 200, "token list");
@@ -86,15 +102,17 @@ int cmd_token(const std::vector<std::string>& args) {
       print_json(out);
       return 0;
     }
-    std::vector<std::vector<std::string>> rows{{"ID", "NODE", "PROFILE", "USES", "EXPIRES", "STATUS"}};
+    std::vector<std::vector<std::string>> rows{
+        {"ID", "NODE", "PROFILE", "USES", "EXPIRES", "STATUS"}};
     const std::string now = format_time(Clock::now());
     for (const auto& j : out) {
-      std::string status = j["revoked"].get<bool>() ? "revoked"
-                           : j["expires_at"].get<std::string>() <= now ? "expired"
+      std::string status = j["revoked"].get<bool>()                               ? "revoked"
+                           : j["expires_at"].get<std::string>() <= now            ? "expired"
                            : j["uses"].get<int>() >= j["uses_allowed"].get<int>() ? "used"
                                                                                   : "active";
       rows.push_back({j["id"], j["node"], j["profile"],
-                      std::to_string(j["uses"].get<int>()) + "/" + std::to_string(j["uses_allowed"].get<int>()),
+                      std::to_string(j["uses"].get<int>()) + "/" +
+                          std::to_string(j["uses_allowed"].get<int>()),
                       j["expires_at"], status});
     }
     print_table(rows);

@@ -63,8 +63,8 @@ class CrlDistributionPoint final : public Botan::Certificate_Extension {
   std::vector<uint8_t> encode_inner() const override {
     std::vector<uint8_t> out;
     Botan::DER_Encoder enc(out);
-    enc.start_cons(Botan::SEQUENCE)                              // CRLDistributionPoints
-        .start_cons(Botan::SEQUENCE)                             // DistributionPoint
+    enc.start_cons(Botan::SEQUENCE)                               // CRLDistributionPoints
+        .start_cons(Botan::SEQUENCE)                              // DistributionPoint
         .start_cons(Botan::ASN1_Tag(0), Botan::CONTEXT_SPECIFIC)  // distributionPoint
         .start_cons(Botan::ASN1_Tag(0), Botan::CONTEXT_SPECIFIC)  // fullName
         .add_object(Botan::ASN1_Tag(6), Botan::CONTEXT_SPECIFIC, url_)
@@ -132,8 +132,7 @@ Botan::X509_Certificate sign(Botan::PK_Signer& signer, const Botan::AlgorithmIde
   TimePoint not_after = now + spec.validity;
   if (not_after > cap) not_after = cap;
 
-  return Botan::X509_CA::make_cert(&signer, rng, serial, sig_algo,
-                                   subject_key.subject_public_key(),
+  return Botan::X509_CA::make_cert(&signer, rng, serial, sig_algo, subject_key.subject_public_key(),
                                    Botan::X509_Time(not_before), Botan::X509_Time(not_after),
                                    issuer, make_dn(spec), ext);
 }
@@ -163,8 +162,8 @@ std::unique_ptr<Ca> Ca::create(const CertSpec& spec, std::unique_ptr<Botan::Priv
   Botan::AlgorithmIdentifier sig_algo;
   std::unique_ptr<Botan::PK_Signer> signer(
       Botan::choose_sig_format(*key, rng, signature_hash(*key), sig_algo));
-  auto cert = sign(*signer, sig_algo, dn, {}, spec, *key, now, TimePoint::max(),
-                   random_serial(rng), "", rng);
+  auto cert = sign(*signer, sig_algo, dn, {}, spec, *key, now, TimePoint::max(), random_serial(rng),
+                   "", rng);
   return std::make_unique<Ca>(std::move(cert), std::move(key));
 }
 

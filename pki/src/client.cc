@@ -10,9 +10,7 @@
 
 namespace kubeca {
 
-nlohmann::json HttpResult::json() const {
-  return nlohmann::json::parse(body, nullptr, false);
-}
+nlohmann::json HttpResult::json() const { return nlohmann::json::parse(body, nullptr, false); }
 
 std::string HttpResult::describe() const {
   if (status == 0) return transport_error;
@@ -87,8 +85,8 @@ struct ApiClient::Impl {
   std::unique_ptr<httplib::SSLClient> http;
 };
 
-ApiClient::ApiClient(const std::string& url, const std::string& ca_pem,
-                     const std::string& cert_pem, const std::string& key_pem)
+ApiClient::ApiClient(const std::string& url, const std::string& ca_pem, const std::string& cert_pem,
+                     const std::string& key_pem)
     : impl_(std::make_unique<Impl>()) {
   const Url u = parse_url(url);
   if (!cert_pem.empty()) {
@@ -183,7 +181,8 @@ HttpResult with_retries(const std::function<HttpResult()>& attempt, int max_atte
     if (i == max_attempts) break;
     if (on_retry) on_retry(i, r);
     const auto wait = std::min(delay, max_delay);
-    std::this_thread::sleep_for(wait + std::chrono::milliseconds(jitter() % (wait.count() / 4 + 1)));
+    std::this_thread::sleep_for(wait +
+                                std::chrono::milliseconds(jitter() % (wait.count() / 4 + 1)));
     delay *= 2;
   }
   return r;

@@ -52,13 +52,21 @@ std::chrono::seconds parse_duration(const std::string& text) {
     }
     long long n = std::stoll(text.substr(start, i - start));
     switch (text[i]) {
-      case 'd': total += n * 86400; break;
-      case 'h': total += n * 3600; break;
-      case 'm': total += n * 60; break;
-      case 's': total += n; break;
+      case 'd':
+        total += n * 86400;
+        break;
+      case 'h':
+        total += n * 3600;
+        break;
+      case 'm':
+        total += n * 60;
+        break;
+      case 's':
+        total += n;
+        break;
       default:
-        throw InputError("duration " + q(text) + " has unknown unit '" +
-                         std::string(1, text[i]) + "' (use d, h, m or s)");
+        throw InputError("duration " + q(text) + " has unknown unit '" + std::string(1, text[i]) +
+                         "' (use d, h, m or s)");
     }
     // Beyond this, now + duration overflows the clock and the certificate dates wrap.
     if (total > kMaxDurationSeconds) {
@@ -100,7 +108,8 @@ std::vector<std::string> string_list(const YAML::Node& n, const std::string& fie
     return out;
   }
   if (!n.IsSequence()) bad(field, "must be a list");
-  for (size_t i = 0; i < n.size(); ++i) out.push_back(scalar(n[i], field + "[" + std::to_string(i) + "]"));
+  for (size_t i = 0; i < n.size(); ++i)
+    out.push_back(scalar(n[i], field + "[" + std::to_string(i) + "]"));
   return out;
 }
 
@@ -119,9 +128,8 @@ void read_section(Config& c, const YAML::Node& node, const std::string& section,
 }
 
 Setter str(std::string Config::*member) {
-  return [member](Config& c, const YAML::Node& n, const std::string& f) {
-    c.*member = scalar(n, f);
-  };
+  return
+      [member](Config& c, const YAML::Node& n, const std::string& f) { c.*member = scalar(n, f); };
 }
 
 Setter list(std::vector<std::string> Config::*member) {
@@ -162,10 +170,8 @@ Config parse_config_yaml(const std::string& text) {
       {"cluster",
        {{"name", str(&Config::cluster_name)},
         {"domain", str(&Config::domain)},
-        {"flavor",
-         [](Config& c, const YAML::Node& n, const std::string& f) {
-           c.flavor = parse_flavor(scalar(n, f), f);
-         }}}},
+        {"flavor", [](Config& c, const YAML::Node& n,
+                      const std::string& f) { c.flavor = parse_flavor(scalar(n, f), f); }}}},
       {"master",
        {{"host", str(&Config::master_host)},
         {"name", str(&Config::master_name)},
@@ -299,9 +305,8 @@ std::string env_name_of(const std::string& field) {
 void apply_env(Config& c, const std::string& env_text) {
   std::map<std::string, std::string> vars = parse_env(env_text);
   static const std::set<std::string> known = {
-      "MASTER_HOST",     "MASTER_NAME",    "ETCD_ENDPOINTS", "POD_NETWORK",
-      "SERVICE_IP_RANGE", "K8S_SERVICE_IP", "DNS_SERVICE_IP", "WORKER_IP",
-      "WORKER_FQDN",     "CLUSTER_DOMAIN"};
+      "MASTER_HOST",    "MASTER_NAME",    "ETCD_ENDPOINTS", "POD_NETWORK", "SERVICE_IP_RANGE",
+      "K8S_SERVICE_IP", "DNS_SERVICE_IP", "WORKER_IP",      "WORKER_FQDN", "CLUSTER_DOMAIN"};
   for (const auto& [k, v] : vars) {
     if (!known.count(k)) bad(k, "unknown variable in env file");
   }
@@ -320,8 +325,8 @@ void apply_env(Config& c, const std::string& env_text) {
     auto ips = expand_list(vars["WORKER_IP"]);
     auto names = expand_list(vars["WORKER_FQDN"]);
     if (ips.size() != names.size()) {
-      bad("WORKER_FQDN", std::to_string(names.size()) + " names for " +
-                             std::to_string(ips.size()) + " WORKER_IP addresses");
+      bad("WORKER_FQDN", std::to_string(names.size()) + " names for " + std::to_string(ips.size()) +
+                             " WORKER_IP addresses");
     }
     c.workers.clear();
     for (size_t i = 0; i < ips.size(); ++i) c.workers.push_back({names[i], ips[i]});
@@ -388,8 +393,7 @@ Cidr need_cidr(const std::string& value, const std::string& field) {
 
 void need_dns_name(const std::string& value, const std::string& field) {
   if (!is_dns_name(value)) {
-    bad(field, q(value) +
-                   " is not a valid DNS name (lower-case letters, digits, '-' and '.')");
+    bad(field, q(value) + " is not a valid DNS name (lower-case letters, digits, '-' and '.')");
   }
 }
 
@@ -419,15 +423,15 @@ void validate(Config& c) {
   const IpAddress first = services.first_host();
   if (!c.k8s_service_ip.empty()) {
     if (need_ip(c.k8s_service_ip, "network.k8s_service_ip") != first) {
-      bad("network.k8s_service_ip", c.k8s_service_ip + " must be the first IP of " +
-                                        c.service_cidr + ", " + first.str());
+      bad("network.k8s_service_ip",
+          c.k8s_service_ip + " must be the first IP of " + c.service_cidr + ", " + first.str());
     }
   }
   c.k8s_service_ip = first.str();
   const IpAddress dns = need_ip(c.dns_service_ip, "network.dns_service_ip");
   if (!services.contains(dns)) {
-    bad("network.dns_service_ip", c.dns_service_ip + " is outside network.service_cidr " +
-                                      c.service_cidr);
+    bad("network.dns_service_ip",
+        c.dns_service_ip + " is outside network.service_cidr " + c.service_cidr);
   }
   if (dns == services.network || dns == first || (!dns.v6 && dns == services.last())) {
     bad("network.dns_service_ip", c.dns_service_ip +
@@ -447,8 +451,8 @@ void validate(Config& c) {
     const std::string f = "etcd.endpoints[" + std::to_string(i) + "]";
     const std::string& url = c.etcd_endpoints[i];
     auto scheme = url.find("://");
-    if (scheme == std::string::npos || (url.compare(0, scheme, "http") != 0 &&
-                                        url.compare(0, scheme, "https") != 0)) {
+    if (scheme == std::string::npos ||
+        (url.compare(0, scheme, "http") != 0 && url.compare(0, scheme, "https") != 0)) {
       bad(f, q(url) + " is not an http:// or https:// URL");
     }
     std::string host = url.substr(scheme + 3);

@@ -15,12 +15,10 @@ struct Reason {
   int code;
   const char* name;
 };
-constexpr Reason kReasons[] = {{0, "unspecified"},         {1, "keyCompromise"},
-                               {2, "cACompromise"},        {3, "affiliationChanged"},
-                               {4, "superseded"},          {5, "cessationOfOperation"},
-                               {6, "certificateHold"},     {9, "privilegeWithdrawn"},
-                               {10, "aACompromise"}};
-
+constexpr Reason kReasons[] = {
+    {0, "unspecified"},        {1, "keyCompromise"},      {2, "cACompromise"},
+    {3, "affiliationChanged"}, {4, "superseded"},         {5, "cessationOfOperation"},
+    {6, "certificateHold"},    {9, "privilegeWithdrawn"}, {10, "aACompromise"}};
 
 int64_t unix_of(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();

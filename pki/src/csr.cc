@@ -151,7 +151,8 @@ int verify_direct(const Botan::AlgorithmIdentifier& sig_algo, const std::vector<
   EVP_MD_CTX* md = EVP_MD_CTX_new();
   const bool good =
       md != nullptr &&
-      EVP_DigestVerifyInit_ex(md, nullptr, kind->digest, nullptr, nullptr, key.get(), nullptr) == 1 &&
+      EVP_DigestVerifyInit_ex(md, nullptr, kind->digest, nullptr, nullptr, key.get(), nullptr) ==
+          1 &&
       EVP_DigestVerify(md, sig.data(), sig.size(), signed_data.data(), signed_data.size()) == 1;
   EVP_MD_CTX_free(md);
   return good ? 1 : 0;
@@ -236,7 +237,8 @@ Csr Csr::from_pem(const std::string& pem) {
   }
   info.verify_end();
   if (const auto* san =
-          c.extensions_.get_extension_object_as<Botan::Cert_Extension::Subject_Alternative_Name>()) {
+          c.extensions_
+              .get_extension_object_as<Botan::Cert_Extension::Subject_Alternative_Name>()) {
     c.alt_name_ = san->get_alt_name();
   }
   for (const auto& e : emails) c.alt_name_.add_attribute("RFC822", e);

@@ -33,8 +33,7 @@ void write_all(int fd, const std::string& data, const std::filesystem::path& p) 
 
 }  // namespace
 
-void write_file_atomic(const std::filesystem::path& path, const std::string& data,
-                       unsigned mode) {
+void write_file_atomic(const std::filesystem::path& path, const std::string& data, unsigned mode) {
   std::filesystem::path dir = path.parent_path();
   if (dir.empty()) dir = ".";
   std::filesystem::create_directories(dir);

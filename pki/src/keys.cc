@@ -19,9 +19,10 @@ struct Name {
   KeyAlgorithm a;
   const char* name;
 };
-constexpr Name kNames[] = {{KeyAlgorithm::kRsa2048, "rsa-2048"},     {KeyAlgorithm::kRsa3072, "rsa-3072"},
-                           {KeyAlgorithm::kRsa4096, "rsa-4096"},     {KeyAlgorithm::kEcdsaP256, "ecdsa-p256"},
-                           {KeyAlgorithm::kEcdsaP384, "ecdsa-p384"}, {KeyAlgorithm::kEd25519, "ed25519"}};
+constexpr Name kNames[] = {
+    {KeyAlgorithm::kRsa2048, "rsa-2048"},     {KeyAlgorithm::kRsa3072, "rsa-3072"},
+    {KeyAlgorithm::kRsa4096, "rsa-4096"},     {KeyAlgorithm::kEcdsaP256, "ecdsa-p256"},
+    {KeyAlgorithm::kEcdsaP384, "ecdsa-p384"}, {KeyAlgorithm::kEd25519, "ed25519"}};
 }  // namespace
 
 std::optional<KeyAlgorithm> parse_key_algorithm(const std::string& name) {
@@ -38,16 +39,21 @@ const char* to_string(KeyAlgorithm a) {
   return "unknown";
 }
 
-std::unique_ptr<Botan::Private_Key> generate_key(KeyAlgorithm a, Botan::RandomNumberGenerator& rng) {
+std::unique_ptr<Botan::Private_Key> generate_key(KeyAlgorithm a,
+                                                 Botan::RandomNumberGenerator& rng) {
   switch (a) {
-    case KeyAlgorithm::kRsa2048: return std::make_unique<Botan::RSA_PrivateKey>(rng, 2048);
-    case KeyAlgorithm::kRsa3072: return std::make_unique<Botan::RSA_PrivateKey>(rng, 3072);
-    case KeyAlgorithm::kRsa4096: return std::make_unique<Botan::RSA_PrivateKey>(rng, 4096);
+    case KeyAlgorithm::kRsa2048:
+      return std::make_unique<Botan::RSA_PrivateKey>(rng, 2048);
+    case KeyAlgorithm::kRsa3072:
+      return std::make_unique<Botan::RSA_PrivateKey>(rng, 3072);
+    case KeyAlgorithm::kRsa4096:
+      return std::make_unique<Botan::RSA_PrivateKey>(rng, 4096);
     case KeyAlgorithm::kEcdsaP256:
       return std::make_unique<Botan::ECDSA_PrivateKey>(rng, Botan::EC_Group("secp256r1"));
     case KeyAlgorithm::kEcdsaP384:
       return std::make_unique<Botan::ECDSA_PrivateKey>(rng, Botan::EC_Group("secp384r1"));
-    case KeyAlgorithm::kEd25519: return std::make_unique<Botan::Ed25519_PrivateKey>(rng);
+    case KeyAlgorithm::kEd25519:
+      return std::make_unique<Botan::Ed25519_PrivateKey>(rng);
   }
   throw std::logic_error("unknown key algorithm");
 }
@@ -116,7 +122,8 @@ std::string weak_key_reason(const Botan::Public_Key& key) {
   if (algo == "ECDSA") {
     const auto& ec = dynamic_cast<const Botan::EC_PublicKey&>(key);
     const auto oid = ec.domain().get_curve_oid();
-    if (oid == Botan::OID::from_string("secp256r1") || oid == Botan::OID::from_string("secp384r1")) {
+    if (oid == Botan::OID::from_string("secp256r1") ||
+        oid == Botan::OID::from_string("secp384r1")) {
       return "";
     }
     return "curve " + oid.to_formatted_string() + " is not allowed (P-256 or P-384)";

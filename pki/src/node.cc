@@ -3,7 +3,6 @@
 #include <botan/auto_rng.h>
 #include <botan/pkcs10.h>
 #include <botan/x509self.h>
-
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -133,13 +132,15 @@ void install_pair(const fs::path& cert_in, const fs::path& key_in, const std::st
   const std::string current = fs::read_symlink(store / "current").string();
   for (const auto& e : fs::directory_iterator(store)) {
     const std::string n = e.path().filename().string();
-    if (e.is_directory() && !e.is_symlink() && n != current && n != previous) fs::remove_all(e.path());
+    if (e.is_directory() && !e.is_symlink() && n != current && n != previous)
+      fs::remove_all(e.path());
   }
 }
 
 bool recover_pair(const fs::path& cert, const fs::path& key) {
   bool did = false;
-  for (const fs::path& p : {fs::path(cert.string() + ".tmp-link"), fs::path(key.string() + ".tmp-link")}) {
+  for (const fs::path& p :
+       {fs::path(cert.string() + ".tmp-link"), fs::path(key.string() + ".tmp-link")}) {
     if (fs::is_symlink(p) || file_exists(p)) {
       fs::remove(p);
       did = true;
@@ -174,8 +175,9 @@ NodeRequestResult node_request(const NodeRequestOptions& o) {
   std::string pin = o.ca_hash;
   for (auto& ch : pin) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   if (pin.rfind("sha256:", 0) != 0 || pin.size() != 7 + 64) {
-    throw InputError("--ca-hash: expected sha256: and 64 hex digits (see `kubeca demo` or "
-                     "`openssl x509 -pubkey | openssl pkey -pubin -outform der | sha256sum`)");
+    throw InputError(
+        "--ca-hash: expected sha256: and 64 hex digits (see `kubeca demo` or "
+        "`openssl x509 -pubkey | openssl pkey -pubin -outform der | sha256sum`)");
   }
   const auto algorithm = parse_key_algorithm(o.key_algorithm);
   if (!algorithm) throw InputError("--key-algorithm: unknown \"" + o.key_algorithm + "\"");
@@ -203,8 +205,8 @@ NodeRequestResult node_request(const NodeRequestOptions& o) {
   };
   // The CA first, unverified, then checked against the pin before anything else is sent.
   ApiClient discovery(o.server, "");
-  const HttpResult ca_res = with_retries([&] { return discovery.get("/v1/ca"); }, o.max_attempts,
-                                         o.max_delay, retry_log);
+  const HttpResult ca_res =
+      with_retries([&] { return discovery.get("/v1/ca"); }, o.max_attempts, o.max_delay, retry_log);
   if (ca_res.status != 200) throw std::runtime_error("fetching the CA: " + ca_res.describe());
   const std::string ca_pem = first_certificate_pem(ca_res.body);
   if (ca_pem.empty()) throw std::runtime_error("the server's /v1/ca holds no certificate");
@@ -257,8 +259,8 @@ std::chrono::system_clock::time_point renewal_due(std::chrono::system_clock::tim
                                                   double jitter) {
   const auto issued = na - nb > std::chrono::minutes(5) ? nb + std::chrono::minutes(5) : nb;
   const auto life = na - issued;
-  const auto jitter_span = std::chrono::duration_cast<std::chrono::system_clock::duration>(
-      life / 10 * jitter);
+  const auto jitter_span =
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(life / 10 * jitter);
   return issued + life * 2 / 3 - jitter_span;
 }
 
@@ -329,13 +331,14 @@ RenewResult node_renew(const RenewOptions& o) {
     return out;
   }
   std::string serial;
-  const HttpResult r = with_retries([&] { return renew_once(o, current, serial); }, o.max_attempts,
-                                    o.max_delay, [&](int attempt, const HttpResult& res) {
-                                      if (o.log) {
-                                        o.log("attempt " + std::to_string(attempt) + " failed (" +
-                                              res.describe() + "); retrying");
-                                      }
-                                    });
+  const HttpResult r =
+      with_retries([&] { return renew_once(o, current, serial); }, o.max_attempts, o.max_delay,
+                   [&](int attempt, const HttpResult& res) {
+                     if (o.log) {
+                       o.log("attempt " + std::to_string(attempt) + " failed (" + res.describe() +
+                             "); retrying");
+                     }
+                   });
   if (r.status != 201) throw std::runtime_error("renewal refused: " + r.describe());
   out.renewed = true;
   out.serial = serial;
@@ -383,8 +386,8 @@ void renew_daemon(const RenewOptions& o, const std::atomic<bool>& stop) {
         throw std::runtime_error("renewal refused: " + r.describe() +
                                  "; the certificate in place is kept");
       }
-      log("renewal failed (" + r.describe() + "); retrying in " +
-          std::to_string(backoff.count()) + " ms; the certificate in place is kept");
+      log("renewal failed (" + r.describe() + "); retrying in " + std::to_string(backoff.count()) +
+          " ms; the certificate in place is kept");
       sleep_until(std::chrono::system_clock::now() + backoff);
       backoff = std::min(backoff * 2, o.max_delay);
     }

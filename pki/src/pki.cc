@@ -47,10 +47,10 @@ std::vector<CertSpec> planned_certificates(const Config& c) {
   if (modern) add(Profile::kKubelet, {c.master_name, {c.master_host}, {}});
   for (const auto& w : c.workers) add(Profile::kKubelet, {w.name, {w.ip}, {}});
   if (modern) {
-    for (Profile p : {Profile::kKubeProxy, Profile::kControllerManager, Profile::kScheduler,
-                      Profile::kApiserverKubeletClient, Profile::kFrontProxyClient,
-                      Profile::kEtcdServer, Profile::kEtcdPeer, Profile::kEtcdHealthcheckClient,
-                      Profile::kApiserverEtcdClient}) {
+    for (Profile p :
+         {Profile::kKubeProxy, Profile::kControllerManager, Profile::kScheduler,
+          Profile::kApiserverKubeletClient, Profile::kFrontProxyClient, Profile::kEtcdServer,
+          Profile::kEtcdPeer, Profile::kEtcdHealthcheckClient, Profile::kApiserverEtcdClient}) {
       add(p);
     }
   }
@@ -58,7 +58,6 @@ std::vector<CertSpec> planned_certificates(const Config& c) {
 }
 
 namespace {
-
 
 // The identity of a spec, its lists sorted, for comparing.
 std::string normalized(CertSpec s) {
@@ -155,12 +154,12 @@ std::unique_ptr<Ca> load_ca(const fs::path& dir, Profile issuer, Flavor flavor) 
   return Ca::load(cert, key);
 }
 
-InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now,
-                    const Progress& progress) {
+InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now, const Progress& progress) {
   const auto started = std::chrono::steady_clock::now();
   const KeyAlgorithm algorithm = *parse_key_algorithm(c.key_algorithm);
   std::vector<Item> items;
-  for (auto& spec : planned_certificates(c)) items.push_back(Item{std::move(spec), false, false, "", "", nullptr, nullptr});
+  for (auto& spec : planned_certificates(c))
+    items.push_back(Item{std::move(spec), false, false, "", "", nullptr, nullptr});
   const size_t total = items.size() + 1;
   size_t done = 0;
 
@@ -200,7 +199,9 @@ InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now,
   const bool need_sa = c.flavor == Flavor::kModern && !file_exists(dir / "sa.key");
   if (need_sa) ++missing_keys;
 
-  if (progress && missing_keys) progress(done, total, "generating " + std::to_string(missing_keys) + " " + c.key_algorithm + " keys");
+  if (progress && missing_keys)
+    progress(done, total,
+             "generating " + std::to_string(missing_keys) + " " + c.key_algorithm + " keys");
   auto keys = generate_keys(algorithm, missing_keys);
   size_t next_key = 0;
   for (auto& it : items) {
@@ -261,8 +262,8 @@ InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now,
   std::vector<std::unique_ptr<Botan::AutoSeeded_RNG>> thread_rngs;
   for (auto& copies : thread_cas) {
     for (const auto& [p, ca] : cas) {
-      auto& copy = copies[p] = std::make_unique<Ca>(
-          ca->certificate(), load_private_key_pem(private_key_pem(ca->key())));
+      auto& copy = copies[p] =
+          std::make_unique<Ca>(ca->certificate(), load_private_key_pem(private_key_pem(ca->key())));
       copy->set_crl_url(ca->crl_url());
     }
     thread_rngs.push_back(std::make_unique<Botan::AutoSeeded_RNG>());
@@ -291,7 +292,9 @@ InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now,
   // Kubeconfigs, rendered from the certificates; written only when their bytes change.
   auto find = [&](Profile p, const std::string& name) -> const Item* {
     for (const auto& it : items) {
-      if (it.spec.profile == p && (name.empty() || it.spec.common_name.find(name) != std::string::npos)) return &it;
+      if (it.spec.profile == p &&
+          (name.empty() || it.spec.common_name.find(name) != std::string::npos))
+        return &it;
     }
     return nullptr;
   };
@@ -316,8 +319,15 @@ InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now,
   std::vector<std::string> rendered(kubeconfigs.size());
   parallel_for(kubeconfigs.size(), cpu_threads(), [&](size_t j, unsigned) {
     const Item& it = *kubeconfigs[j].second;
-    KubeconfigSpec k{c.cluster_name, c.apiserver_url(), ca_pem, it.spec.common_name, it.cert_pem,
-                     it.key_pem, "", "", ""};
+    KubeconfigSpec k{c.cluster_name,
+                     c.apiserver_url(),
+                     ca_pem,
+                     it.spec.common_name,
+                     it.cert_pem,
+                     it.key_pem,
+                     "",
+                     "",
+                     ""};
     rendered[j] = render_kubeconfig(k);
   });
   for (size_t j = 0; j < kubeconfigs.size(); ++j) {
@@ -334,9 +344,8 @@ InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now,
   // leaves a key that the next run reuses.
   fs::create_directories(dir);
   ::chmod(dir.c_str(), 0700);
-  std::stable_sort(outputs.begin(), outputs.end(), [](const Output& a, const Output& b) {
-    return a.mode < b.mode;
-  });
+  std::stable_sort(outputs.begin(), outputs.end(),
+                   [](const Output& a, const Output& b) { return a.mode < b.mode; });
   InitReport report;
   std::set<std::string> created;
   // Each file is written atomically and fsynced as before; the fsync waits overlap on a
@@ -366,8 +375,8 @@ Issued issue_to_files(const Ca& ca, const CertSpec& spec, KeyAlgorithm algorithm
   const fs::path cp = prefix.string() + ".pem", kp = prefix.string() + "-key.pem";
   for (const auto& p : {cp, kp}) {
     if (file_exists(p)) {
-      throw std::runtime_error(p.string() +
-                               " exists; choose another --out or renew it with `kubeca certs renew`");
+      throw std::runtime_error(
+          p.string() + " exists; choose another --out or renew it with `kubeca certs renew`");
     }
   }
   Botan::AutoSeeded_RNG rng;
@@ -425,8 +434,8 @@ std::vector<CertStatus> list_certificates(const fs::path& dir, TimePoint now,
     s.not_after = cert.not_after().to_std_timepoint();
     s.is_ca = cert.is_CA_cert();
     const TimePoint not_before = cert.not_before().to_std_timepoint();
-    s.status = now < not_before       ? "not-yet-valid"
-               : now >= s.not_after   ? "expired"
+    s.status = now < not_before           ? "not-yet-valid"
+               : now >= s.not_after       ? "expired"
                : s.not_after - now < warn ? "expiring"
                                           : "valid";
     out.push_back(std::move(s));
@@ -468,8 +477,8 @@ std::vector<std::string> rewrite_kubeconfigs(const fs::path& dir, const std::str
                                              const std::string& new_pem,
                                              const std::string& new_key_pem) {
   std::vector<std::string> out;
-  const std::string old_b64 = Botan::base64_encode(
-      reinterpret_cast<const uint8_t*>(old_pem.data()), old_pem.size());
+  const std::string old_b64 =
+      Botan::base64_encode(reinterpret_cast<const uint8_t*>(old_pem.data()), old_pem.size());
   for (const fs::path& conf : visible_files(dir)) {
     if (conf.extension() != ".conf") continue;
     YAML::Node root;
@@ -483,8 +492,8 @@ std::vector<std::string> rewrite_kubeconfigs(const fs::path& dir, const std::str
       YAML::Node user = u["user"];
       if (user["client-certificate-data"] &&
           user["client-certificate-data"].as<std::string>() == old_b64) {
-        user["client-certificate-data"] = Botan::base64_encode(
-            reinterpret_cast<const uint8_t*>(new_pem.data()), new_pem.size());
+        user["client-certificate-data"] =
+            Botan::base64_encode(reinterpret_cast<const uint8_t*>(new_pem.data()), new_pem.size());
         user["client-key-data"] = Botan::base64_encode(
             reinterpret_cast<const uint8_t*>(new_key_pem.data()), new_key_pem.size());
         changed = true;

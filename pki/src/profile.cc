@@ -88,13 +88,16 @@ bool profile_is_ca(Profile p) {
 Profile issuer_of(Profile p) {
   switch (p) {
     case Profile::kFrontProxyCa:
-    case Profile::kFrontProxyClient: return Profile::kFrontProxyCa;
+    case Profile::kFrontProxyClient:
+      return Profile::kFrontProxyCa;
     case Profile::kEtcdCa:
     case Profile::kEtcdServer:
     case Profile::kEtcdPeer:
     case Profile::kEtcdHealthcheckClient:
-    case Profile::kApiserverEtcdClient: return Profile::kEtcdCa;
-    default: return Profile::kCa;
+    case Profile::kApiserverEtcdClient:
+      return Profile::kEtcdCa;
+    default:
+      return Profile::kCa;
   }
 }
 

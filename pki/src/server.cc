@@ -40,7 +40,6 @@ int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
 }
 
-
 // A refusal that reaches the client as {"error", "code"} with its status.
 struct Refusal {
   int status;
@@ -91,8 +90,8 @@ class Metrics {
       }
       out += "kubeca_request_duration_seconds_bucket{" + l + ",le=\"+Inf\"} " +
              std::to_string(h.back()) + "\n";
-      out += "kubeca_request_duration_seconds_sum{" + l + "} " + std::to_string(sums_.at(endpoint)) +
-             "\n";
+      out += "kubeca_request_duration_seconds_sum{" + l + "} " +
+             std::to_string(sums_.at(endpoint)) + "\n";
       out += "kubeca_request_duration_seconds_count{" + l + "} " + std::to_string(h.back()) + "\n";
     }
     out += "# HELP kubeca_certificates_issued_total Certificates issued since start.\n";
@@ -139,8 +138,6 @@ class FailureLimiter {
   std::map<std::string, std::deque<std::chrono::steady_clock::time_point>> failures_;
 };
 
-
-
 struct ParsedCsr {
   std::unique_ptr<Csr> req;
   std::unique_ptr<Botan::Public_Key> key;
@@ -176,8 +173,7 @@ ParsedCsr parse_csr(const json& body) {
 
 // A CSR may leave its subject and names empty, or repeat the ones it will get; asking for
 // anything else is refused rather than silently dropped.
-void check_csr_names(const Csr& req, const CertSpec& spec,
-                     const std::set<std::string>& extra_cns) {
+void check_csr_names(const Csr& req, const CertSpec& spec, const std::set<std::string>& extra_cns) {
   const auto& dn = req.subject_dn();
   for (const auto& [oid, value] : dn.dn_info()) {
     const std::string n = oid.to_formatted_string();
@@ -194,15 +190,17 @@ void check_csr_names(const Csr& req, const CertSpec& spec,
                       "the CSR asks for CN=" + v + "; this credential is for " + spec.common_name};
       }
     } else {
-      throw Refusal{403, "name_not_allowed", "the CSR's subject has " + n + ", which is not allowed"};
+      throw Refusal{403, "name_not_allowed",
+                    "the CSR's subject has " + n + ", which is not allowed"};
     }
   }
   for (const auto& [type, value] : req.subject_alt_name().get_attributes()) {
     const auto& allowed = type == "DNS" ? spec.dns_names : spec.ip_addresses;
     if ((type != "DNS" && type != "IP") ||
         std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
-      throw Refusal{403, "name_not_allowed",
-                    "the CSR asks for " + type + ":" + value + ", which this credential does not grant"};
+      throw Refusal{
+          403, "name_not_allowed",
+          "the CSR asks for " + type + ":" + value + ", which this credential does not grant"};
     }
   }
 }
@@ -247,7 +245,10 @@ struct SigningServer::Impl {
 
   Impl(const Config& c, const std::filesystem::path& dir, std::unique_ptr<Store> s,
        const ServeOptions& o)
-      : config(c), pki_dir(dir), store(std::move(s)), options(o),
+      : config(c),
+        pki_dir(dir),
+        store(std::move(s)),
+        options(o),
         limiter(o.max_failures, o.failure_window) {}
 
   void audit(const httplib::Request& req, const std::string& action, const std::string& token_id,
@@ -275,8 +276,9 @@ struct SigningServer::Impl {
     if (issuer == Profile::kCa) return *ca;
     auto it = other_cas.find(issuer);
     if (it == other_cas.end()) {
-      throw Refusal{503, "ca_missing", std::string("the CA for profile ") + to_string(p) +
-                                           " is not in the PKI folder"};
+      throw Refusal{
+          503, "ca_missing",
+          std::string("the CA for profile ") + to_string(p) + " is not in the PKI folder"};
     }
     return *it->second;
   }
@@ -291,7 +293,8 @@ struct SigningServer::Impl {
       CertRecord rec = record_of(cert, to_string(spec.profile), requester);
       const TokenUse r = use(rec);
       if (r == TokenUse::kDuplicateSerial) continue;
-      if (r != TokenUse::kOk) throw Refusal{401, std::string("token_") + to_string(r), token_message(r)};
+      if (r != TokenUse::kOk)
+        throw Refusal{401, std::string("token_") + to_string(r), token_message(r)};
       metrics.issued(rec.profile);
       return {{"certificate", rec.pem},
               {"ca", signer.certificate_pem()},
@@ -304,18 +307,25 @@ struct SigningServer::Impl {
 
   static std::string token_message(TokenUse r) {
     switch (r) {
-      case TokenUse::kUnknown: return "unknown token";
-      case TokenUse::kRevoked: return "the token was revoked";
-      case TokenUse::kExpired: return "the token has expired";
-      case TokenUse::kUsedUp: return "the token has no uses left";
-      default: return "token refused";
+      case TokenUse::kUnknown:
+        return "unknown token";
+      case TokenUse::kRevoked:
+        return "the token was revoked";
+      case TokenUse::kExpired:
+        return "the token has expired";
+      case TokenUse::kUsedUp:
+        return "the token has no uses left";
+      default:
+        return "token refused";
     }
   }
 
   // The caller's certificate, checked: issued by our CA, in its validity, not revoked.
   Botan::X509_Certificate client_identity(const httplib::Request& req) {
     auto cert = peer_certificate(req);
-    if (!cert) throw Refusal{401, "client_certificate_required", "this endpoint needs a client certificate (mTLS)"};
+    if (!cert)
+      throw Refusal{401, "client_certificate_required",
+                    "this endpoint needs a client certificate (mTLS)"};
     if (!ca->issued(*cert)) {
       throw Refusal{401, "unknown_issuer", "the client certificate was not issued by this CA"};
     }
@@ -337,7 +347,8 @@ struct SigningServer::Impl {
     const auto cert = client_identity(req);
     const auto orgs = cert.subject_info("X520.Organization");
     if (std::find(orgs.begin(), orgs.end(), "system:masters") == orgs.end()) {
-      throw Refusal{403, "admin_required", "this endpoint needs an admin certificate (O=system:masters)"};
+      throw Refusal{403, "admin_required",
+                    "this endpoint needs an admin certificate (O=system:masters)"};
     }
   }
 
@@ -358,7 +369,8 @@ struct SigningServer::Impl {
     const auto parts = parse_token(auth.substr(7));
     if (!parts) {
       limiter.fail(req.remote_addr);
-      throw Refusal{401, "token_malformed", "the token is not of the form [a-z0-9]{6}.[a-z0-9]{16}"};
+      throw Refusal{401, "token_malformed",
+                    "the token is not of the form [a-z0-9]{6}.[a-z0-9]{16}"};
     }
     token_id = parts->id;
     const auto token = store->find_token(parts->id);
@@ -368,13 +380,15 @@ struct SigningServer::Impl {
     }
     const int64_t now = unix_now();
     if (token->revoked) throw Refusal{401, "token_revoked", token_message(TokenUse::kRevoked)};
-    if (now >= token->expires_at) throw Refusal{401, "token_expired", token_message(TokenUse::kExpired)};
-    if (token->uses >= token->uses_allowed) throw Refusal{401, "token_used_up", token_message(TokenUse::kUsedUp)};
+    if (now >= token->expires_at)
+      throw Refusal{401, "token_expired", token_message(TokenUse::kExpired)};
+    if (token->uses >= token->uses_allowed)
+      throw Refusal{401, "token_used_up", token_message(TokenUse::kUsedUp)};
 
     const json body = parse_body(req);
-    const std::string profile_name =
-        body.contains("profile") && body["profile"].is_string() ? body["profile"].get<std::string>()
-                                                                : token->profile;
+    const std::string profile_name = body.contains("profile") && body["profile"].is_string()
+                                         ? body["profile"].get<std::string>()
+                                         : token->profile;
     profile_out = profile_name;
     if (profile_name != token->profile) {
       throw Refusal{403, "profile_not_allowed",
@@ -427,8 +441,12 @@ struct SigningServer::Impl {
       const auto p = parse_profile(r.profile);
       if (p && !profile_is_ca(*p)) make_spec(config, *p, Identity{r.node, r.ips, {}});
       auto [token, t] = kubeca::create_token(*store, r, unix_now());
-      return {{"token", token}, {"id", t.id}, {"node", t.node}, {"ips", t.ips},
-              {"profile", t.profile}, {"uses", t.uses_allowed},
+      return {{"token", token},
+              {"id", t.id},
+              {"node", t.node},
+              {"ips", t.ips},
+              {"profile", t.profile},
+              {"uses", t.uses_allowed},
               {"expires_at", format_time(Clock::from_time_t(t.expires_at))}};
     } catch (const json::exception& e) {
       throw Refusal{400, "malformed_request", std::string("bad token request: ") + e.what()};
@@ -438,8 +456,13 @@ struct SigningServer::Impl {
   }
 
   static json token_json(const TokenRecord& t) {
-    return {{"id", t.id}, {"node", t.node}, {"ips", t.ips}, {"profile", t.profile},
-            {"uses", t.uses}, {"uses_allowed", t.uses_allowed}, {"revoked", t.revoked},
+    return {{"id", t.id},
+            {"node", t.node},
+            {"ips", t.ips},
+            {"profile", t.profile},
+            {"uses", t.uses},
+            {"uses_allowed", t.uses_allowed},
+            {"revoked", t.revoked},
             {"created_at", format_time(Clock::from_time_t(t.created_at))},
             {"expires_at", format_time(Clock::from_time_t(t.expires_at))}};
   }
@@ -452,8 +475,11 @@ struct SigningServer::Impl {
     };
     out += "# HELP kubeca_ca_expiry_seconds Seconds until the CA certificate expires.\n";
     out += "# TYPE kubeca_ca_expiry_seconds gauge\n";
-    out += "kubeca_ca_expiry_seconds " + secs(ca->certificate().not_after().to_std_timepoint()) + "\n";
-    out += "# HELP kubeca_certificate_expiry_seconds Seconds until each issued, unrevoked certificate expires.\n";
+    out +=
+        "kubeca_ca_expiry_seconds " + secs(ca->certificate().not_after().to_std_timepoint()) + "\n";
+    out +=
+        "# HELP kubeca_certificate_expiry_seconds Seconds until each issued, unrevoked certificate "
+        "expires.\n";
     out += "# TYPE kubeca_certificate_expiry_seconds gauge\n";
     const int64_t t = unix_now();
     for (const auto& c : store->list_certificates()) {
@@ -504,7 +530,8 @@ struct SigningServer::Impl {
         throw Refusal{400, "unknown_issuer", "the certificate was not issued by this CA"};
       }
       serial = serial_hex(cert);
-      if (!store->find_certificate(serial)) store->insert_certificate(record_of(cert, "", "revoke"));
+      if (!store->find_certificate(serial))
+        store->insert_certificate(record_of(cert, "", "revoke"));
     } else if (body.contains("serial") && body["serial"].is_string()) {
       serial = body["serial"].get<std::string>();
       for (auto& ch : serial) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
@@ -517,7 +544,9 @@ struct SigningServer::Impl {
     }
     const auto rec = store->find_certificate(serial);
     current_crl();
-    return {{"serial", serial}, {"status", rec->status}, {"reason", revocation_reason_name(rec->reason)},
+    return {{"serial", serial},
+            {"status", rec->status},
+            {"reason", revocation_reason_name(rec->reason)},
             {"revoked_at", format_time(Clock::from_time_t(rec->revoked_at))}};
   }
 
@@ -531,117 +560,125 @@ struct SigningServer::Impl {
 void SigningServer::Impl::setup_routes() {
   auto& s = *http;
   // Each route: timing, metrics, refusals turned into the JSON error shape.
-  auto route = [this](const std::string& endpoint,
-                      std::function<void(const httplib::Request&, httplib::Response&, std::string&)> fn) {
-    return [this, endpoint, fn](const httplib::Request& req, httplib::Response& res) {
-      const auto start = std::chrono::steady_clock::now();
-      std::string profile;
-      std::string result = "ok";
-      try {
-        fn(req, res, profile);
-      } catch (const Refusal& r) {
-        send_error(res, r);
-        result = r.code;
-      } catch (const std::exception& e) {
-        send_error(res, {500, "internal", std::string("internal error: ") + e.what()});
-        result = "internal";
-      }
-      const double secs =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      metrics.observe(endpoint, profile, result, secs);
-    };
-  };
+  auto route =
+      [this](const std::string& endpoint,
+             std::function<void(const httplib::Request&, httplib::Response&, std::string&)> fn) {
+        return [this, endpoint, fn](const httplib::Request& req, httplib::Response& res) {
+          const auto start = std::chrono::steady_clock::now();
+          std::string profile;
+          std::string result = "ok";
+          try {
+            fn(req, res, profile);
+          } catch (const Refusal& r) {
+            send_error(res, r);
+            result = r.code;
+          } catch (const std::exception& e) {
+            send_error(res, {500, "internal", std::string("internal error: ") + e.what()});
+            result = "internal";
+          }
+          const double secs =
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+          metrics.observe(endpoint, profile, result, secs);
+        };
+      };
 
   s.Get("/healthz", route("/healthz", [](const auto&, auto& res, auto&) {
-    res.set_content("ok\n", "text/plain");
-  }));
+          res.set_content("ok\n", "text/plain");
+        }));
   s.Get("/readyz", route("/readyz", [this](const auto&, auto& res, auto&) {
-    if (!ready || !store->healthy()) throw Refusal{503, "not_ready", "the store does not answer"};
-    res.set_content("ok\n", "text/plain");
-  }));
+          if (!ready || !store->healthy())
+            throw Refusal{503, "not_ready", "the store does not answer"};
+          res.set_content("ok\n", "text/plain");
+        }));
   s.Get("/metrics", route("/metrics", [this](const auto&, auto& res, auto&) {
-    res.set_content(metrics_text(), "text/plain; version=0.0.4");
-  }));
+          res.set_content(metrics_text(), "text/plain; version=0.0.4");
+        }));
   s.Get("/v1/ca", route("/v1/ca", [this](const auto&, auto& res, auto&) {
-    res.set_content(ca->certificate_pem(), "application/x-pem-file");
-  }));
+          res.set_content(ca->certificate_pem(), "application/x-pem-file");
+        }));
   s.Post("/v1/sign", route("/v1/sign", [this](const auto& req, auto& res, auto& profile) {
-    std::string token_id;
-    try {
-      json out = sign(req, profile, token_id);
-      audit(req, "sign", token_id, profile, out["subject"], out["serial"], "issued", "");
-      res.status = 201;
-      res.set_content(out.dump() + "\n", "application/json");
-    } catch (const Refusal& r) {
-      audit(req, "sign", token_id, profile, "", "", "refused", r.code);
-      throw;
-    }
-  }));
+           std::string token_id;
+           try {
+             json out = sign(req, profile, token_id);
+             audit(req, "sign", token_id, profile, out["subject"], out["serial"], "issued", "");
+             res.status = 201;
+             res.set_content(out.dump() + "\n", "application/json");
+           } catch (const Refusal& r) {
+             audit(req, "sign", token_id, profile, "", "", "refused", r.code);
+             throw;
+           }
+         }));
   s.Post("/v1/renew", route("/v1/renew", [this](const auto& req, auto& res, auto& profile) {
-    try {
-      json out = renew(req, profile);
-      audit(req, "renew", "", profile, out["subject"], out["serial"], "issued", "");
-      res.status = 201;
-      res.set_content(out.dump() + "\n", "application/json");
-    } catch (const Refusal& r) {
-      audit(req, "renew", "", profile, "", "", "refused", r.code);
-      throw;
-    }
-  }));
+           try {
+             json out = renew(req, profile);
+             audit(req, "renew", "", profile, out["subject"], out["serial"], "issued", "");
+             res.status = 201;
+             res.set_content(out.dump() + "\n", "application/json");
+           } catch (const Refusal& r) {
+             audit(req, "renew", "", profile, "", "", "refused", r.code);
+             throw;
+           }
+         }));
   s.Post("/v1/tokens", route("/v1/tokens", [this](const auto& req, auto& res, auto& profile) {
-    require_admin(req);
-    json out = create_token(req);
-    profile = out["profile"];
-    audit(req, "token-create", out["id"], profile, out["node"], "", "created", "");
-    res.status = 201;
-    res.set_content(out.dump() + "\n", "application/json");
-  }));
+           require_admin(req);
+           json out = create_token(req);
+           profile = out["profile"];
+           audit(req, "token-create", out["id"], profile, out["node"], "", "created", "");
+           res.status = 201;
+           res.set_content(out.dump() + "\n", "application/json");
+         }));
   s.Get("/v1/tokens", route("/v1/tokens", [this](const auto& req, auto& res, auto&) {
-    require_admin(req);
-    json out = json::array();
-    for (const auto& t : store->list_tokens()) out.push_back(token_json(t));
-    res.set_content(out.dump() + "\n", "application/json");
-  }));
-  s.Delete(R"(/v1/tokens/([a-z0-9]{6}))", route("/v1/tokens/ID", [this](const auto& req, auto& res, auto&) {
-    require_admin(req);
-    const std::string id = req.matches[1];
-    if (!store->revoke_token(id)) throw Refusal{404, "not_found", "no token " + id};
-    audit(req, "token-revoke", id, "", "", "", "revoked", "");
-    res.set_content(json{{"id", id}, {"revoked", true}}.dump() + "\n", "application/json");
-  }));
+          require_admin(req);
+          json out = json::array();
+          for (const auto& t : store->list_tokens()) out.push_back(token_json(t));
+          res.set_content(out.dump() + "\n", "application/json");
+        }));
+  s.Delete(R"(/v1/tokens/([a-z0-9]{6}))",
+           route("/v1/tokens/ID", [this](const auto& req, auto& res, auto&) {
+             require_admin(req);
+             const std::string id = req.matches[1];
+             if (!store->revoke_token(id)) throw Refusal{404, "not_found", "no token " + id};
+             audit(req, "token-revoke", id, "", "", "", "revoked", "");
+             res.set_content(json{{"id", id}, {"revoked", true}}.dump() + "\n", "application/json");
+           }));
   s.Get("/v1/certificates", route("/v1/certificates", [this](const auto& req, auto& res, auto&) {
-    require_admin(req);
-    json out = json::array();
-    for (const auto& c : store->list_certificates()) {
-      out.push_back({{"serial", c.serial}, {"profile", c.profile}, {"subject", c.subject},
-                     {"sans", c.sans}, {"not_before", format_time(Clock::from_time_t(c.not_before))},
-                     {"not_after", format_time(Clock::from_time_t(c.not_after))},
-                     {"status", c.status}, {"requester", c.requester}});
-    }
-    res.set_content(out.dump() + "\n", "application/json");
-  }));
+          require_admin(req);
+          json out = json::array();
+          for (const auto& c : store->list_certificates()) {
+            out.push_back({{"serial", c.serial},
+                           {"profile", c.profile},
+                           {"subject", c.subject},
+                           {"sans", c.sans},
+                           {"not_before", format_time(Clock::from_time_t(c.not_before))},
+                           {"not_after", format_time(Clock::from_time_t(c.not_after))},
+                           {"status", c.status},
+                           {"requester", c.requester}});
+          }
+          res.set_content(out.dump() + "\n", "application/json");
+        }));
 
   s.Post("/v1/revoke", route("/v1/revoke", [this](const auto& req, auto& res, auto&) {
-    require_admin(req);
-    json out = revoke(req);
-    audit(req, "revoke", "", "", "", out["serial"], "revoked", out["reason"]);
-    res.set_content(out.dump() + "\n", "application/json");
-  }));
+           require_admin(req);
+           json out = revoke(req);
+           audit(req, "revoke", "", "", "", out["serial"], "revoked", out["reason"]);
+           res.set_content(out.dump() + "\n", "application/json");
+         }));
   s.Get("/v1/crl", route("/v1/crl", [this](const auto& req, auto& res, auto&) {
-    const Crl c = current_crl();
-    if (req.get_header_value("Accept").find("application/x-pem-file") != std::string::npos) {
-      res.set_content(c.pem(), "application/x-pem-file");
-    } else {
-      res.set_content(std::string(c.der.begin(), c.der.end()), "application/pkix-crl");
-    }
-  }));
+          const Crl c = current_crl();
+          if (req.get_header_value("Accept").find("application/x-pem-file") != std::string::npos) {
+            res.set_content(c.pem(), "application/x-pem-file");
+          } else {
+            res.set_content(std::string(c.der.begin(), c.der.end()), "application/pkix-crl");
+          }
+        }));
 
   // Known paths and their methods: anything else is 404 or 405, before a body is read.
   static const std::map<std::string, std::set<std::string>> kRoutes = {
-      {"/healthz", {"GET"}},       {"/readyz", {"GET"}},         {"/metrics", {"GET"}},
-      {"/v1/ca", {"GET"}},         {"/v1/sign", {"POST"}},       {"/v1/renew", {"POST"}},
-      {"/v1/tokens", {"GET", "POST"}}, {"/v1/certificates", {"GET"}}, {"/v1/revoke", {"POST"}},
-      {"/v1/crl", {"GET"}}};
+      {"/healthz", {"GET"}},           {"/readyz", {"GET"}},
+      {"/metrics", {"GET"}},           {"/v1/ca", {"GET"}},
+      {"/v1/sign", {"POST"}},          {"/v1/renew", {"POST"}},
+      {"/v1/tokens", {"GET", "POST"}}, {"/v1/certificates", {"GET"}},
+      {"/v1/revoke", {"POST"}},        {"/v1/crl", {"GET"}}};
   s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     auto refuse = [&](const Refusal& r) {
       send_error(res, r);
@@ -649,18 +686,21 @@ void SigningServer::Impl::setup_routes() {
       return httplib::Server::HandlerResponse::Handled;
     };
     if (req.has_header("Transfer-Encoding")) {
-      return refuse({411, "length_required", "chunked bodies are not accepted; send Content-Length"});
+      return refuse(
+          {411, "length_required", "chunked bodies are not accepted; send Content-Length"});
     }
     if (req.has_header("Content-Length")) {
       const std::string len = req.get_header_value("Content-Length");
       if (len.size() > 12 || std::stoull("0" + len) > options.max_body) {
-        return refuse({413, "body_too_large", "the body is larger than " +
-                                                  std::to_string(options.max_body / 1024) + " KiB"});
+        return refuse(
+            {413, "body_too_large",
+             "the body is larger than " + std::to_string(options.max_body / 1024) + " KiB"});
       }
     }
     std::string path = req.path;
     if (path.rfind("/v1/tokens/", 0) == 0) {
-      if (req.method != "DELETE") return refuse({405, "method_not_allowed", req.method + " is not allowed on " + path});
+      if (req.method != "DELETE")
+        return refuse({405, "method_not_allowed", req.method + " is not allowed on " + path});
       return httplib::Server::HandlerResponse::Unhandled;
     }
     auto it = kRoutes.find(path);
@@ -670,7 +710,8 @@ void SigningServer::Impl::setup_routes() {
       return refuse({405, "method_not_allowed", req.method + " is not allowed on " + path});
     }
     if (req.path == "/v1/sign" && limiter.blocked(req.remote_addr)) {
-      return refuse({429, "too_many_failures", "too many failed attempts from this address; wait and retry"});
+      return refuse(
+          {429, "too_many_failures", "too many failed attempts from this address; wait and retry"});
     }
     return httplib::Server::HandlerResponse::Unhandled;
   });
@@ -744,7 +785,8 @@ int SigningServer::start() {
     SSL_CTX_set_session_id_context(&ctx, sid, sizeof sid - 1);
     return ok;
   });
-  if (!m.http->is_valid()) throw std::runtime_error("cannot set up TLS with the signer certificate");
+  if (!m.http->is_valid())
+    throw std::runtime_error("cannot set up TLS with the signer certificate");
   const size_t threads = m.options.threads;
   m.http->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   // Answers go out as two writes (headers, body): without TCP_NODELAY the second waits

@@ -57,8 +57,7 @@ bool secret_matches(const std::string& secret, const std::string& stored_hash) {
                                       h.size());
 }
 
-std::pair<std::string, TokenRecord> create_token(Store& store, const TokenRequest& r,
-                                                 int64_t now) {
+std::pair<std::string, TokenRecord> create_token(Store& store, const TokenRequest& r, int64_t now) {
   if (!is_dns_name(r.node)) throw InputError("node: \"" + r.node + "\" is not a valid DNS name");
   for (const auto& ip : r.ips) {
     if (!parse_ip(ip)) throw InputError("ip: \"" + ip + "\" is not an IP address");

@@ -104,19 +104,20 @@ TEST_P(CsrByKey, OneFlippedBitBreaksTheSignature) {
   EXPECT_FALSE(renamed.self_signature_ok());
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Keys, CsrByKey,
-    ::testing::Values(Case{KeyAlgorithm::kRsa2048, ""}, Case{KeyAlgorithm::kRsa3072, ""},
-                      Case{KeyAlgorithm::kEcdsaP256, ""}, Case{KeyAlgorithm::kEcdsaP384, ""},
-                      Case{KeyAlgorithm::kEd25519, ""},
-                      // RSA-PSS: the X509_REQ_verify way.
-                      Case{KeyAlgorithm::kRsa2048, "EMSA4(SHA-256)"}),
-    [](const auto& info) {
-      std::string n = to_string(info.param.algorithm);
-      if (!info.param.padding.empty()) n += "_pss";
-      n.erase(std::remove(n.begin(), n.end(), '-'), n.end());
-      return n;
-    });
+INSTANTIATE_TEST_SUITE_P(Keys, CsrByKey,
+                         ::testing::Values(Case{KeyAlgorithm::kRsa2048, ""},
+                                           Case{KeyAlgorithm::kRsa3072, ""},
+                                           Case{KeyAlgorithm::kEcdsaP256, ""},
+                                           Case{KeyAlgorithm::kEcdsaP384, ""},
+                                           Case{KeyAlgorithm::kEd25519, ""},
+                                           // RSA-PSS: the X509_REQ_verify way.
+                                           Case{KeyAlgorithm::kRsa2048, "EMSA4(SHA-256)"}),
+                         [](const auto& info) {
+                           std::string n = to_string(info.param.algorithm);
+                           if (!info.param.padding.empty()) n += "_pss";
+                           n.erase(std::remove(n.begin(), n.end(), '-'), n.end());
+                           return n;
+                         });
 
 TEST(Csr, AnotherKeysSignatureDoesNotVerify) {
   // The request of one P-256 key with the signature of another over the same body.

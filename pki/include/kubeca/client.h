@@ -10,10 +10,10 @@
 namespace kubeca {
 
 struct HttpResult {
-  int status = 0;         // 0: no HTTP answer (see transport_error)
+  int status = 0;  // 0: no HTTP answer (see transport_error)
   std::string body;
   std::string transport_error;
-  bool retryable = true;  // a transport failure worth retrying (not a TLS trust failure)
+  bool retryable = true;        // a transport failure worth retrying (not a TLS trust failure)
   nlohmann::json json() const;  // the body as JSON, or null
   // "the server's error message (code)" for a refusal, or the transport error.
   std::string describe() const;
@@ -36,8 +36,9 @@ class ApiClient {
   std::unique_ptr<Impl> impl_;
 };
 
-// Runs `attempt` until it gets an HTTP answer or a failure not worth retrying, sleeping 0.5 s, 1 s, 2 s ... (capped at
-// max_delay) between tries; `on_retry` hears each failure. Returns the last result.
+// Runs `attempt` until it gets an HTTP answer or a failure not worth retrying, sleeping 0.5 s, 1 s,
+// 2 s ... (capped at max_delay) between tries; `on_retry` hears each failure. Returns the last
+// result.
 HttpResult with_retries(const std::function<HttpResult()>& attempt, int max_attempts,
                         std::chrono::milliseconds max_delay,
                         const std::function<void(int, const HttpResult&)>& on_retry = {});

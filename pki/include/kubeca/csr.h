@@ -46,8 +46,8 @@ class Csr {
   bool self_signature_ok() const;
 
  private:
-  std::vector<uint8_t> der_;        // the whole request, as received
-  std::vector<uint8_t> signed_;     // CertificationRequestInfo, DER: what is signed
+  std::vector<uint8_t> der_;     // the whole request, as received
+  std::vector<uint8_t> signed_;  // CertificationRequestInfo, DER: what is signed
   Botan::AlgorithmIdentifier sig_algo_;
   std::vector<uint8_t> signature_;  // the BIT STRING's bytes
   Botan::X509_DN subject_;

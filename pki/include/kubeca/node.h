@@ -12,11 +12,11 @@ namespace kubeca {
 using Log = std::function<void(const std::string&)>;
 
 struct NodeRequestOptions {
-  std::string server;      // https://SIGNER:8443
-  std::string token;       // id.secret
-  std::string ca_hash;     // sha256:HEX of the CA's SubjectPublicKeyInfo
+  std::string server;   // https://SIGNER:8443
+  std::string token;    // id.secret
+  std::string ca_hash;  // sha256:HEX of the CA's SubjectPublicKeyInfo
   std::filesystem::path out_dir;
-  std::string name;        // the node name; its files are NAME.pem and NAME-key.pem
+  std::string name;  // the node name; its files are NAME.pem and NAME-key.pem
   std::string key_algorithm = "ecdsa-p256";
   std::string profile = "kubelet";
   std::string kubeconfig_out;  // empty: none
@@ -41,9 +41,9 @@ struct RenewOptions {
   std::string server;
   std::filesystem::path ca_file, cert, key;
   bool rotate_key = false;
-  bool force = false;     // renew now even when not yet due
-  std::string exec;       // run with /bin/sh -c after each swap
-  int max_attempts = 8;   // one-shot mode: tries while the server is unreachable
+  bool force = false;    // renew now even when not yet due
+  std::string exec;      // run with /bin/sh -c after each swap
+  int max_attempts = 8;  // one-shot mode: tries while the server is unreachable
   std::chrono::milliseconds max_delay{30000};
   Log log;
 };

@@ -13,9 +13,9 @@ namespace kubeca {
 
 struct ServeOptions {
   std::string host = "127.0.0.1";
-  int port = 8443;  // 0: any free port
-  size_t threads = 64;               // the bound on connections served at once
-  size_t max_body = 64 * 1024;       // larger bodies get 413
+  int port = 8443;              // 0: any free port
+  size_t threads = 64;          // the bound on connections served at once
+  size_t max_body = 64 * 1024;  // larger bodies get 413
   std::chrono::seconds read_timeout{5};
   std::chrono::seconds write_timeout{5};
   std::chrono::seconds keep_alive_timeout{2};  // idle keep-alive connections are closed

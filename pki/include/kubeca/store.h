@@ -13,15 +13,15 @@ namespace kubeca {
 struct CertRecord {
   std::string serial;  // lower-case hex, no leading "0x"
   std::string profile;
-  std::string subject;                // "CN=system:node:n1, O=system:nodes"
-  std::vector<std::string> sans;      // "DNS:n1", "IP:10.0.0.1"
-  int64_t not_before = 0;             // unix seconds
+  std::string subject;            // "CN=system:node:n1, O=system:nodes"
+  std::vector<std::string> sans;  // "DNS:n1", "IP:10.0.0.1"
+  int64_t not_before = 0;         // unix seconds
   int64_t not_after = 0;
-  std::string status = "good";        // good | revoked
-  std::string requester;              // "token:abcdef", "renew:SERIAL", "cli"
+  std::string status = "good";  // good | revoked
+  std::string requester;        // "token:abcdef", "renew:SERIAL", "cli"
   std::string pem;
   int64_t revoked_at = 0;
-  int reason = 0;                     // RFC 5280 CRLReason code
+  int reason = 0;  // RFC 5280 CRLReason code
 };
 
 struct TokenRecord {
