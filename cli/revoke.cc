@@ -7,14 +7,6 @@
 
 namespace kubeca::cli {
 
-namespace {
-int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-}  // namespace
-
 int cmd_revoke(const std::vector<std::string>& args) {
   po::options_description desc("Options");
   desc.add_options()("serial", po::value<std::string>(), "the serial to revoke (hex)")(
@@ -49,22 +41,11 @@ int cmd_revoke(const std::vector<std::string>& args) {
   } else {
     if (!vm.count("pki")) throw UsageError("--store needs --pki (the CA that issued it)");
     const auto ca = load_ca(vm["pki"].as<std::string>(), Profile::kCa, Flavor::kModern);
-    if (vm.count("cert")) {
-      const auto cert = parse_certificate_pem(body["certificate"].get<std::string>());
-      if (!ca->issued(cert)) {
-        throw InputError("--cert: not issued by this CA");
-      }
-      serial = serial_hex(cert);
-      if (!t.store->find_certificate(serial))
-        t.store->insert_certificate(record_of(cert, "", "cli"));
-    } else {
-      serial = vm["serial"].as<std::string>();
-      for (auto& ch : serial) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-      serial.erase(std::remove(serial.begin(), serial.end(), ':'), serial.end());
-    }
-    if (!t.store->revoke_certificate(serial, *reason, unix_now())) {
-      throw std::runtime_error("no certificate with serial " + serial + " in the store");
-    }
+    const auto rec = revoke_certificate(
+        *t.store, *ca, vm.count("serial") ? vm["serial"].as<std::string>() : "",
+        vm.count("cert") ? body["certificate"].get<std::string>() : "", *reason, unix_now());
+    if (!rec) throw std::runtime_error("no certificate with that serial in the store");
+    serial = rec->serial;
   }
   std::cout << "revoked " << serial << " (" << reason_name << ")\n";
   return 0;

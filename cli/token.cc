@@ -9,11 +9,6 @@ namespace kubeca::cli {
 
 namespace {
 using Clock = std::chrono::system_clock;
-
-int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
-}
-std::string when(int64_t t) { return format_time(Clock::from_time_t(t)); }
 }  // namespace
 
 int cmd_token(const std::vector<std::string>& args) {
@@ -54,13 +49,8 @@ int cmd_token(const std::vector<std::string>& args) {
     nlohmann::json out;
     if (t.store) {
       auto [token, rec] = create_token(*t.store, r, unix_now());
-      out = {{"token", token},
-             {"id", rec.id},
-             {"node", rec.node},
-             {"ips", rec.ips},
-             {"profile", rec.profile},
-             {"uses", rec.uses_allowed},
-             {"expires_at", when(rec.expires_at)}};
+      out = token_json(rec);
+      out["token"] = token;
     } else {
       out = expect(t.api->post("/v1/tokens", {{"node", r.node},
                                               {"ips", r.ips},
@@ -75,7 +65,7 @@ int cmd_token(const std::vector<std::string>& args) {
       std::cout << out["token"].get<std::string>() << "\n";
       std::cerr << "token " << out["id"].get<std::string>() << " for node "
                 << out["node"].get<std::string>() << " (" << out["profile"].get<std::string>()
-                << "), " << out["uses"].get<int>() << " use(s), expires "
+                << "), " << out["uses_allowed"].get<int>() << " use(s), expires "
                 << out["expires_at"].get<std::string>() << "; shown once, keep it secret\n";
     }
     return 0;
@@ -85,15 +75,7 @@ int cmd_token(const std::vector<std::string>& args) {
     nlohmann::json out = nlohmann::json::array();
     if (t.store) {
       for (const auto& rec : t.store->list_tokens()) {
-        out.push_back({{"id", rec.id},
-                       {"node", rec.node},
-                       {"ips", rec.ips},
-                       {"profile", rec.profile},
-                       {"uses", rec.uses},
-                       {"uses_allowed", rec.uses_allowed},
-                       {"revoked", rec.revoked},
-                       {"created_at", when(rec.created_at)},
-                       {"expires_at", when(rec.expires_at)}});
+        out.push_back(token_json(rec));
       }
     } else {
       out = expect(t.api->get("/v1/tokens"), 200, "token list");

@@ -6,7 +6,9 @@
 #include <botan/x509_ca.h>
 #include <botan/x509_crl.h>
 
+#include "kubeca/config.h"
 #include "kubeca/keys.h"
+#include "kubeca/pki.h"
 
 namespace kubeca {
 
@@ -19,10 +21,6 @@ constexpr Reason kReasons[] = {
     {0, "unspecified"},        {1, "keyCompromise"},      {2, "cACompromise"},
     {3, "affiliationChanged"}, {4, "superseded"},         {5, "cessationOfOperation"},
     {6, "certificateHold"},    {9, "privilegeWithdrawn"}, {10, "aACompromise"}};
-
-int64_t unix_of(TimePoint t) {
-  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
 }  // namespace
 
 std::optional<int> parse_revocation_reason(const std::string& name) {
@@ -71,11 +69,34 @@ CertRecord record_of(const Botan::X509_Certificate& cert, const std::string& pro
   for (const auto& [type, value] : cert.subject_alt_name().get_attributes()) {
     r.sans.push_back(type + ":" + value);
   }
-  r.not_before = unix_of(cert.not_before().to_std_timepoint());
-  r.not_after = unix_of(cert.not_after().to_std_timepoint());
+  r.not_before = unix_seconds(cert.not_before().to_std_timepoint());
+  r.not_after = unix_seconds(cert.not_after().to_std_timepoint());
   r.requester = requester;
   r.pem = to_pem(cert);
   return r;
+}
+
+std::optional<CertRecord> revoke_certificate(Store& store, const Ca& ca,
+                                             const std::string& serial_in,
+                                             const std::string& cert_pem, int reason, int64_t now) {
+  std::string serial;
+  if (!cert_pem.empty()) {
+    Botan::X509_Certificate cert;
+    try {
+      cert = parse_certificate_pem(cert_pem);
+    } catch (const std::exception& e) {
+      throw InputError(std::string("not a certificate: ") + e.what());
+    }
+    if (!ca.issued(cert)) throw InputError("the certificate was not issued by this CA");
+    serial = serial_hex(cert);
+    if (!store.find_certificate(serial)) store.insert_certificate(record_of(cert, "", "revoke"));
+  } else {
+    for (char ch : serial_in) {
+      if (ch != ':') serial += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    }
+  }
+  if (!store.revoke_certificate(serial, reason, now)) return std::nullopt;
+  return store.find_certificate(serial);
 }
 
 }  // namespace kubeca

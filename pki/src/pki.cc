@@ -290,20 +290,16 @@ InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now, const P
   }
 
   // Kubeconfigs, rendered from the certificates; written only when their bytes change.
-  auto find = [&](Profile p, const std::string& name) -> const Item* {
-    for (const auto& it : items) {
-      if (it.spec.profile == p &&
-          (name.empty() || it.spec.common_name.find(name) != std::string::npos))
-        return &it;
-    }
-    return nullptr;
+  auto find = [&](Profile p) -> const Item& {
+    return *std::find_if(items.begin(), items.end(),
+                         [p](const Item& it) { return it.spec.profile == p; });
   };
-  const std::string ca_pem = find(Profile::kCa, "")->cert_pem;
+  const std::string ca_pem = find(Profile::kCa).cert_pem;
   std::vector<std::pair<std::string, const Item*>> kubeconfigs;  // file, whose credentials
   auto kubeconfig = [&](const std::string& file, const Item& it) {
     kubeconfigs.emplace_back(file, &it);
   };
-  kubeconfig("admin.conf", *find(Profile::kAdmin, ""));
+  kubeconfig("admin.conf", find(Profile::kAdmin));
   for (const auto& it : items) {
     if (it.spec.profile != Profile::kKubelet) continue;
     const std::string node = it.spec.file.substr(
@@ -312,9 +308,9 @@ InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now, const P
     kubeconfig("kubelet-" + node + ".conf", it);
   }
   if (c.flavor == Flavor::kModern) {
-    kubeconfig("kube-proxy.conf", *find(Profile::kKubeProxy, ""));
-    kubeconfig("controller-manager.conf", *find(Profile::kControllerManager, ""));
-    kubeconfig("scheduler.conf", *find(Profile::kScheduler, ""));
+    kubeconfig("kube-proxy.conf", find(Profile::kKubeProxy));
+    kubeconfig("controller-manager.conf", find(Profile::kControllerManager));
+    kubeconfig("scheduler.conf", find(Profile::kScheduler));
   }
   std::vector<std::string> rendered(kubeconfigs.size());
   parallel_for(kubeconfigs.size(), cpu_threads(), [&](size_t j, unsigned) {
@@ -396,6 +392,12 @@ std::string format_time(TimePoint t) {
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
 }
+
+int64_t unix_seconds(TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+int64_t unix_now() { return unix_seconds(std::chrono::system_clock::now()); }
 
 std::vector<CertStatus> list_certificates(const fs::path& dir, TimePoint now,
                                           std::chrono::seconds warn) {

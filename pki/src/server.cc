@@ -36,10 +36,6 @@ namespace {
 using json = nlohmann::json;
 using Clock = std::chrono::system_clock;
 
-int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
-}
-
 // A refusal that reaches the client as {"error", "code"} with its status.
 struct Refusal {
   int status;
@@ -441,30 +437,14 @@ struct SigningServer::Impl {
       const auto p = parse_profile(r.profile);
       if (p && !profile_is_ca(*p)) make_spec(config, *p, Identity{r.node, r.ips, {}});
       auto [token, t] = kubeca::create_token(*store, r, unix_now());
-      return {{"token", token},
-              {"id", t.id},
-              {"node", t.node},
-              {"ips", t.ips},
-              {"profile", t.profile},
-              {"uses", t.uses_allowed},
-              {"expires_at", format_time(Clock::from_time_t(t.expires_at))}};
+      json out = token_json(t);
+      out["token"] = token;
+      return out;
     } catch (const json::exception& e) {
       throw Refusal{400, "malformed_request", std::string("bad token request: ") + e.what()};
     } catch (const InputError& e) {
       throw Refusal{400, "malformed_request", e.what()};
     }
-  }
-
-  static json token_json(const TokenRecord& t) {
-    return {{"id", t.id},
-            {"node", t.node},
-            {"ips", t.ips},
-            {"profile", t.profile},
-            {"uses", t.uses},
-            {"uses_allowed", t.uses_allowed},
-            {"revoked", t.revoked},
-            {"created_at", format_time(Clock::from_time_t(t.created_at))},
-            {"expires_at", format_time(Clock::from_time_t(t.expires_at))}};
   }
 
   std::string metrics_text() {
@@ -518,31 +498,25 @@ struct SigningServer::Impl {
       if (!r) throw Refusal{400, "malformed_request", "reason: not an RFC 5280 reason name"};
       reason = *r;
     }
-    std::string serial;
-    if (body.contains("certificate") && body["certificate"].is_string()) {
-      Botan::X509_Certificate cert;
-      try {
-        cert = parse_certificate_pem(body["certificate"].get<std::string>());
-      } catch (const std::exception& e) {
-        throw Refusal{400, "malformed_certificate", std::string("certificate: ") + e.what()};
-      }
-      if (!ca->issued(cert)) {
-        throw Refusal{400, "unknown_issuer", "the certificate was not issued by this CA"};
-      }
-      serial = serial_hex(cert);
-      if (!store->find_certificate(serial))
-        store->insert_certificate(record_of(cert, "", "revoke"));
-    } else if (body.contains("serial") && body["serial"].is_string()) {
-      serial = body["serial"].get<std::string>();
-      for (auto& ch : serial) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-      serial.erase(std::remove(serial.begin(), serial.end(), ':'), serial.end());
-    } else {
+    const bool by_cert = body.contains("certificate") && body["certificate"].is_string();
+    const bool by_serial = body.contains("serial") && body["serial"].is_string();
+    if (!by_cert && !by_serial) {
       throw Refusal{400, "malformed_request", "give \"serial\" (hex) or \"certificate\" (PEM)"};
     }
-    if (!store->revoke_certificate(serial, reason, unix_now())) {
-      throw Refusal{404, "not_found", "no certificate with serial " + serial + " in the store"};
+    std::optional<CertRecord> rec;
+    try {
+      rec = revoke_certificate(*store, *ca, by_serial ? body["serial"].get<std::string>() : "",
+                               by_cert ? body["certificate"].get<std::string>() : "", reason,
+                               unix_now());
+    } catch (const InputError& e) {
+      throw Refusal{400, "malformed_certificate", e.what()};
     }
-    const auto rec = store->find_certificate(serial);
+    if (!rec) {
+      throw Refusal{
+          404, "not_found",
+          "no certificate with serial " + body.value("serial", std::string()) + " in the store"};
+    }
+    const std::string serial = rec->serial;
     current_crl();
     return {{"serial", serial},
             {"status", rec->status},

@@ -7,6 +7,7 @@
 
 #include "kubeca/config.h"
 #include "kubeca/net.h"
+#include "kubeca/pki.h"
 #include "kubeca/profile.h"
 
 namespace kubeca {
@@ -88,6 +89,19 @@ std::pair<std::string, TokenRecord> create_token(Store& store, const TokenReques
     if (store.insert_token(t)) return {token, t};
   }
   throw std::runtime_error("could not find a free token id");
+}
+
+nlohmann::json token_json(const TokenRecord& t) {
+  auto when = [](int64_t s) { return format_time(std::chrono::system_clock::from_time_t(s)); };
+  return {{"id", t.id},
+          {"node", t.node},
+          {"ips", t.ips},
+          {"profile", t.profile},
+          {"uses", t.uses},
+          {"uses_allowed", t.uses_allowed},
+          {"revoked", t.revoked},
+          {"created_at", when(t.created_at)},
+          {"expires_at", when(t.expires_at)}};
 }
 
 }  // namespace kubeca

@@ -29,4 +29,11 @@ Crl make_crl(const Ca& ca, const std::vector<CertRecord>& records, TimePoint now
 CertRecord record_of(const Botan::X509_Certificate& cert, const std::string& profile,
                      const std::string& requester);
 
+// Revokes a certificate of `ca` named by serial (hex, colons allowed) or given as PEM; one
+// the store never recorded (issued by `kubeca init`) is recorded first. Returns the
+// record, or nullopt for an unknown serial. Throws InputError for a PEM that is not a
+// certificate of `ca`.
+std::optional<CertRecord> revoke_certificate(Store& store, const Ca& ca, const std::string& serial,
+                                             const std::string& cert_pem, int reason, int64_t now);
+
 }  // namespace kubeca

@@ -71,6 +71,8 @@ std::vector<CertStatus> list_certificates(const fs::path& dir, TimePoint now,
                                           std::chrono::seconds warn = std::chrono::hours(24 * 30));
 
 std::string format_time(TimePoint t);  // RFC 3339, UTC
+int64_t unix_seconds(TimePoint t);     // what the store keeps
+int64_t unix_now();
 
 struct Renewed {
   std::string name;  // "apiserver", "etcd/server"

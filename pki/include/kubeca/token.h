@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <utility>
@@ -35,5 +36,8 @@ struct TokenRequest {
 // Returns the token, to be shown once, and what was stored.
 std::pair<std::string, TokenRecord> create_token(Store& store, const TokenRequest& request,
                                                  int64_t now);
+
+// A token as the API and the CLI show it: never its secret or hash.
+nlohmann::json token_json(const TokenRecord& t);
 
 }  // namespace kubeca
