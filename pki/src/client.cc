@@ -81,8 +81,41 @@ HttpResult convert(const httplib::Result& r) {
 
 }  // namespace
 
+namespace {
+
+// A connection that never got as far as sending the request (the server's accept queue or
+// all its workers busy) is tried again at once: even a POST cannot have been acted on.
+template <typename F>
+HttpResult send_once(F&& request) {
+  httplib::Result r = request();
+  for (int attempt = 1; attempt < 4 && !r; ++attempt) {
+    const auto e = r.error();
+    if (e != httplib::Error::Connection && e != httplib::Error::SSLConnection &&
+        e != httplib::Error::ConnectionTimeout) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100 * attempt));
+    r = request();
+  }
+  return convert(r);
+}
+
+}  // namespace
+
 struct ApiClient::Impl {
   std::unique_ptr<httplib::SSLClient> http;
+  std::chrono::steady_clock::time_point last_used;
+
+  // The server closes keep-alive connections idle for 2 s; one idle for a second is
+  // dropped here rather than found dead half-way through a request.
+  template <typename F>
+  HttpResult send(F&& request) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_used > std::chrono::seconds(1)) http->stop();
+    HttpResult r = send_once(std::forward<F>(request));
+    last_used = std::chrono::steady_clock::now();
+    return r;
+  }
 };
 
 ApiClient::ApiClient(const std::string& url, const std::string& ca_pem, const std::string& cert_pem,
@@ -130,31 +163,10 @@ ApiClient::ApiClient(const std::string& url, const std::string& ca_pem, const st
 
 ApiClient::~ApiClient() = default;
 
-namespace {
-
-// A connection that never got as far as sending the request (the server's accept queue or
-// all its workers busy) is tried again at once: even a POST cannot have been acted on.
-template <typename F>
-HttpResult send(F&& request) {
-  httplib::Result r = request();
-  for (int attempt = 1; attempt < 4 && !r; ++attempt) {
-    const auto e = r.error();
-    if (e != httplib::Error::Connection && e != httplib::Error::SSLConnection &&
-        e != httplib::Error::ConnectionTimeout) {
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100 * attempt));
-    r = request();
-  }
-  return convert(r);
-}
-
-}  // namespace
-
 HttpResult ApiClient::get(const std::string& path, const std::string& accept) {
   httplib::Headers h;
   if (!accept.empty()) h.emplace("Accept", accept);
-  return send([&] { return impl_->http->Get(path.c_str(), h); });
+  return impl_->send([&] { return impl_->http->Get(path.c_str(), h); });
 }
 
 HttpResult ApiClient::post(const std::string& path, const nlohmann::json& body,
@@ -162,11 +174,11 @@ HttpResult ApiClient::post(const std::string& path, const nlohmann::json& body,
   httplib::Headers h;
   if (!bearer.empty()) h.emplace("Authorization", "Bearer " + bearer);
   const std::string data = body.dump();
-  return send([&] { return impl_->http->Post(path.c_str(), h, data, "application/json"); });
+  return impl_->send([&] { return impl_->http->Post(path.c_str(), h, data, "application/json"); });
 }
 
 HttpResult ApiClient::del(const std::string& path) {
-  return send([&] { return impl_->http->Delete(path.c_str()); });
+  return impl_->send([&] { return impl_->http->Delete(path.c_str()); });
 }
 
 HttpResult with_retries(const std::function<HttpResult()>& attempt, int max_attempts,

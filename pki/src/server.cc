@@ -482,7 +482,7 @@ struct SigningServer::Impl {
     std::lock_guard<std::mutex> lock(crl_mu);
     if (crl.der.empty() || revoked != crl_serials ||
         now - crl.this_update > (crl.next_update - crl.this_update) / 2) {
-      crl = make_crl(*ca, records, now);
+      crl = make_crl(*ca, records, now, options.crl_lifetime);
       crl_serials = revoked;
     }
     return crl;

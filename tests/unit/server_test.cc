@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <botan/auto_rng.h>
+#include <botan/x509_crl.h>
 #include <botan/x509self.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -180,11 +181,11 @@ TEST_F(ServerTest, StopLetsTheRequestInFlightFinish) {
     ApiClient api(Url(), ca_pem_);
     for (int i = 0; i < 50; ++i) {
       const auto r = api.post("/v1/sign", {{"csr", Csr(rng)}}, tok);
-      if (r.status == 201) {
-        ++ok;
-      } else {
+      if (r.status != 201) {
         ++other;
+        break;  // the service has stopped
       }
+      ++ok;
     }
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -195,6 +196,30 @@ TEST_F(ServerTest, StopLetsTheRequestInFlightFinish) {
   EXPECT_GT(ok.load(), 0);
   EXPECT_EQ(store->list_certificates().size(), static_cast<size_t>(ok.load()));
   EXPECT_EQ(store->find_token(rec.id)->uses, ok.load());
+}
+
+TEST_F(ServerTest, CrlIsMadeAgainBeforeItsNextUpdate) {
+  ServeOptions o;
+  o.crl_lifetime = std::chrono::seconds(2);
+  auto server = Start(o);
+  ApiClient api(Url(), ca_pem_);
+  auto fetch = [&] {
+    const auto r = api.get("/v1/crl");
+    EXPECT_EQ(r.status, 200);
+    return Botan::X509_CRL(std::vector<uint8_t>(r.body.begin(), r.body.end()));
+  };
+  const auto ca = parse_certificate_pem(ca_pem_);
+  std::unique_ptr<Botan::Public_Key> ca_key(ca.subject_public_key());
+  const auto first = fetch();
+  EXPECT_TRUE(first.check_signature(*ca_key));
+  // Served for less than half its life: the same CRL.
+  EXPECT_EQ(fetch().this_update().to_std_timepoint(), first.this_update().to_std_timepoint());
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  const auto later = fetch();
+  EXPECT_GT(later.this_update().to_std_timepoint(), first.this_update().to_std_timepoint());
+  // What is served is never past its nextUpdate.
+  EXPECT_GT(later.next_update().to_std_timepoint(), std::chrono::system_clock::now());
+  EXPECT_TRUE(later.check_signature(*ca_key));
 }
 
 }  // namespace

@@ -22,6 +22,7 @@ struct ServeOptions {
   size_t keep_alive_max = 100;
   int max_failures = 10;  // failed token attempts from one address before 429
   std::chrono::seconds failure_window{60};
+  std::chrono::seconds crl_lifetime{86400};  // nextUpdate - thisUpdate of each CRL
   std::string audit_log;  // a file (appended, one JSON line per decision); empty: stdout
 };
 
