@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317  # functions called indirectly: "$fn", the EXIT trap
 # bench/init/run.sh — `kubeca init` against the seed's openssl procedure, timed in the same
 # run (docs/benchmarks.md, "init: kubeca vs the seed's openssl procedure").
 #
@@ -18,10 +19,15 @@
 # subjects, SANs; kubeca adds its signer.pem), the key types, and `openssl verify` of
 # every kubeca certificate against kubeca's ca.pem.
 #
+# Last, the rsa-2048 ceiling: one RSA-2048 key by `botan keygen` and by `openssl genrsa`
+# (KEYGEN_SAMPLES processes each, their start-up subtracted), and what that implies for
+# kubeca on this machine's cores.
+#
 # Environment: KUBECA (a kubeca binary; default: build Release in build-bench), REPS (3),
 # WORKERS (100), ALGOS ("rsa-2048 ecdsa-p256"), BENCH_DIR (the parent of the work folder;
 # default $TMPDIR or /tmp — put it on the disk you care about: kubeca fsyncs every file it
-# writes, the openssl commands do not), KEEP=1 to keep the work folder.
+# writes, the openssl commands do not), KEYGEN_SAMPLES (40; 0 skips the ceiling),
+# KEEP=1 to keep the work folder.
 # Exit status: 0 when the run and the checks pass (whatever the ratios), 1 when a check
 # fails, 2 on a missing tool.
 set -euo pipefail
@@ -29,6 +35,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 REPS=${REPS:-3}
+KEYGEN_SAMPLES=${KEYGEN_SAMPLES:-40}
 WORKERS=${WORKERS:-100}
 ALGOS=${ALGOS:-"rsa-2048 ecdsa-p256"}
 
@@ -200,6 +207,7 @@ declare -A WALL CPU  # "tool algo" -> space-separated samples
 timed() {  # TOOL ALGO DIR
   local fn=seed_openssl c0 c1 t0 t1
   [[ $1 == kubeca ]] && fn=run_kubeca
+  sync  # untimed: the previous run's writeback does not land on this one's fsyncs
   snap_cpu
   c0=$(read_cpu)
   t0=$EPOCHREALTIME
@@ -220,7 +228,12 @@ minmax() { tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk 'NR == 1 { lo = $1 } {
 FAILED=0
 check_fail() { echo "CHECK FAILED: $*" >&2; FAILED=1; }
 
-cert_names() { (cd "$1" && ls -- *.pem | grep -v -- '-key\.pem$' | sed 's/\.pem$//' | sort); }
+cert_names() {  # DIR: the certificate files' names without .pem, sorted
+  local f
+  for f in "$1"/*.pem; do
+    [[ -e $f && $f != *-key.pem ]] && basename "$f" .pem
+  done | sort
+}
 # "subject | sorted SANs" of a certificate, in openssl's words.
 identity() {
   local text subject sans
@@ -267,17 +280,20 @@ check_same_certificates() {  # ALGO OPENSSL_DIR KUBECA_DIR
   done
   # openssl verify of every kubeca certificate (and, for fairness, every openssl one).
   local out
-  if ! out=$(cd "$kd" && openssl verify -CAfile ca.pem -- $(cert_names . | sed 's/$/.pem/') 2>&1); then
+  local -a certs
+  mapfile -t certs < <(cert_names "$kd" | sed "s|^|$kd/|; s|\$|.pem|")
+  if ! out=$(openssl verify -CAfile "$kd/ca.pem" -- "${certs[@]}" 2>&1); then
     check_fail "$algo: openssl verify of kubeca's certificates: $(grep -v ': OK$' <<<"$out" | head -3)"
     bad=1
   fi
   local n_ok
   n_ok=$(grep -c ': OK$' <<<"$out" || true)
-  if ! (cd "$od" && openssl verify -CAfile ca.pem -- $(cert_names . | sed 's/$/.pem/') >/dev/null 2>&1); then
+  mapfile -t certs < <(cert_names "$od" | sed "s|^|$od/|; s|\$|.pem|")
+  if ! openssl verify -CAfile "$od/ca.pem" -- "${certs[@]}" >/dev/null 2>&1; then
     check_fail "$algo: openssl verify of the openssl procedure's certificates"
   fi
   local kc
-  kc=$(cd "$kd" && ls -- *.conf 2>/dev/null | wc -l)
+  kc=$(find "$kd" -maxdepth 1 -name '*.conf' | wc -l)
   printf '%-10s openssl %d certs, kubeca %d certs (+%s) and %d kubeconfigs; same subjects and SANs: %s; openssl verify of kubeca: %d/%d OK\n' \
     "$algo" "$n_o" "$n_k" "${extra:-nothing}" "$kc" "$([[ $bad == 0 ]] && echo yes || echo NO)" "$n_ok" "$n_k"
 }
@@ -327,4 +343,39 @@ echo
 for algo in $ALGOS; do
   check_same_certificates "$algo" "$WORK/openssl-$algo" "$WORK/kubeca-$algo"
 done
+
+# --- the rsa-2048 ceiling ------------------------------------------------------------------
+# "MEAN SE": milliseconds per run of a command over KEYGEN_SAMPLES runs, and the standard
+# error of that mean (an RSA key's cost varies widely: its primes are found by random search).
+per_run_ms() {
+  local i t0 t1 samples=""
+  for ((i = 0; i < KEYGEN_SAMPLES; i++)); do
+    t0=$EPOCHREALTIME
+    "$@" >/dev/null 2>&1
+    t1=$EPOCHREALTIME
+    samples+="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) * 1000 }') "
+  done
+  tr ' ' '\n' <<<"$samples" | awk 'NF { n++; s += $1; q += $1 * $1 } END {
+    m = s / n; v = n > 1 ? (q - n * m * m) / (n - 1) : 0; if (v < 0) v = 0
+    printf "%.1f %.1f", m, sqrt(v / n) }'
+}
+if [[ " $ALGOS " == *" rsa-2048 "* ]] && ((KEYGEN_SAMPLES > 0)) && command -v botan >/dev/null; then
+  echo
+  read -r b_ms b_se <<<"$(per_run_ms botan keygen --algo=RSA --params=2048)"
+  read -r b_start _ <<<"$(per_run_ms botan version)"
+  read -r o_ms o_se <<<"$(per_run_ms openssl genrsa -out "$WORK/ceiling-key.pem" 2048)"
+  read -r o_start _ <<<"$(per_run_ms openssl version)"
+  keys=$(find "$WORK/kubeca-rsa-2048" -name '*-key.pem' | wc -l)
+  awk -v b="$b_ms" -v bse="$b_se" -v bs="$b_start" -v o="$o_ms" -v ose="$o_se" -v os0="$o_start" \
+    -v k="$keys" -v c="$(nproc)" -v n="$KEYGEN_SAMPLES" \
+    -v os="$(median "${WALL[openssl rsa-2048]}")" -v t="${TARGET[rsa-2048]}" 'BEGIN {
+      b -= bs; o -= os0; floor = k * b / c / 1000
+      printf "ceiling:  one RSA-2048 key: Botan %.1f +- %.1f ms, openssl genrsa %.1f +- %.1f ms\n", b, 2 * bse, o, 2 * ose
+      printf "          (mean of %d `botan keygen` / `openssl genrsa` runs less process start-up, +- 2 SE)\n", n
+      printf "          kubeca makes %d keys on %d cores: about %.2f s of key generation alone,\n", k, c, floor
+      printf "          kubeca/openssl about %.3f from keys alone (target %.3f); the target needs\n", floor / os, t
+      printf "          <= %.1f ms per key on %d cores, or %d cores at %.1f ms per key\n",
+        t * os * 1000 * c / k, c, cores(k * b / 1000 / (t * os)), b }
+    function cores(x) { return x == int(x) ? x : int(x) + 1 }'
+fi
 exit "$FAILED"
