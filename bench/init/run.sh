@@ -133,23 +133,7 @@ seed_openssl() {  # ALGO DIR
     openssl req -x509 -new -nodes -key ca-key.pem -days 10000 -out ca.pem \
       -subj "/CN=kube-ca"
     # Kubernetes API Server Keypair (the person fills in K8S_SERVICE_IP and MASTER_HOST)
-    cat >openssl.cnf <<'EOF'
-[req]
-req_extensions = v3_req
-distinguished_name = req_distinguished_name
-[req_distinguished_name]
-[ v3_req ]
-basicConstraints = CA:FALSE
-keyUsage = nonRepudiation, digitalSignature, keyEncipherment
-subjectAltName = @alt_names
-[alt_names]
-DNS.1 = kubernetes
-DNS.2 = kubernetes.default
-DNS.3 = kubernetes.default.svc
-DNS.4 = kubernetes.default.svc.cluster.local
-IP.1 = 10.3.0.1
-IP.2 = 192.168.24.11
-EOF
+    cp "$ROOT/tests/data/seed-apiserver-openssl.cnf" openssl.cnf
     seed_genkey "$algo" apiserver-key.pem
     openssl req -new -key apiserver-key.pem -out apiserver.csr -subj \
       "/CN=kube-apiserver" -config openssl.cnf

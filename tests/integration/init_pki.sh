@@ -247,23 +247,7 @@ expect_eq "coreos re-run: nothing changed" "$(tree_state "$C")" "$before"
 
 # The seed's own openssl steps, with kubeca's CA: openssl signs with it, and kubeca's
 # apiserver certificate says at least what the seed's does.
-cat >"$T/openssl.cnf" <<'EOF'
-[req]
-req_extensions = v3_req
-distinguished_name = req_distinguished_name
-[req_distinguished_name]
-[ v3_req ]
-basicConstraints = CA:FALSE
-keyUsage = nonRepudiation, digitalSignature, keyEncipherment
-subjectAltName = @alt_names
-[alt_names]
-DNS.1 = kubernetes
-DNS.2 = kubernetes.default
-DNS.3 = kubernetes.default.svc
-DNS.4 = kubernetes.default.svc.cluster.local
-IP.1 = 10.3.0.1
-IP.2 = 192.168.24.11
-EOF
+cp "$KUBECA_SOURCE/tests/data/seed-apiserver-openssl.cnf" "$T/openssl.cnf"
 (
   cd "$T"
   openssl genrsa -out seed-apiserver-key.pem 2048 2>/dev/null

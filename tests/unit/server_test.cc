@@ -59,6 +59,15 @@ class ServerTest : public ::testing::Test {
   }
   std::string Url() const { return "https://127.0.0.1:" + std::to_string(port_); }
 
+  // A kubelet token for n1 with `uses` uses, straight into the store.
+  std::pair<std::string, TokenRecord> Token(Store& store, int uses) {
+    TokenRequest tr;
+    tr.node = "n1";
+    tr.ips = {"127.0.0.2"};
+    tr.uses = uses;
+    return create_token(store, tr, std::time(nullptr));
+  }
+
   static std::string Csr(Botan::RandomNumberGenerator& rng) {
     auto key = generate_key(KeyAlgorithm::kEcdsaP256, rng);
     Botan::X509_Cert_Options opts;
@@ -75,11 +84,7 @@ class ServerTest : public ::testing::Test {
 TEST_F(ServerTest, ThousandSignsFromSixtyFourClientsAllSucceedWithUniqueSerials) {
   auto server = Start({});
   auto store = open_store(store_url_);
-  TokenRequest tr;
-  tr.node = "n1";
-  tr.ips = {"127.0.0.2"};
-  tr.uses = 1000;
-  const auto [token, rec] = create_token(*store, tr, std::time(nullptr));
+  const auto [token, rec] = Token(*store, 1000);
 
   constexpr int kClients = 64, kTotal = 1000;
   std::atomic<int> next{0}, ok{0};
@@ -170,11 +175,7 @@ TEST_F(ServerTest, IdleConnectionsCannotStarveTheService) {
 TEST_F(ServerTest, StopLetsTheRequestInFlightFinish) {
   auto server = Start({});
   auto store = open_store(store_url_);
-  TokenRequest tr;
-  tr.node = "n1";
-  tr.ips = {"127.0.0.2"};
-  tr.uses = 50;
-  const auto [token, rec] = create_token(*store, tr, std::time(nullptr));
+  const auto [token, rec] = Token(*store, 50);
   std::atomic<int> ok{0}, other{0};
   std::thread load([&, tok = token] {
     Botan::AutoSeeded_RNG rng;
