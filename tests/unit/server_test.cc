@@ -160,7 +160,7 @@ TEST_F(ServerTest, IdleConnectionsCannotStarveTheService) {
   const auto r = fresh.get("/v1/ca");
   const auto waited = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(r.status, 200);
-  EXPECT_LT(waited, std::chrono::seconds(6)) << "a new client waited behind idle connections";
+  EXPECT_LT(waited, std::chrono::seconds(8)) << "a new client waited behind idle connections";
 
   // The server closed the silent connections on its own.
   for (int fd : idle) {
@@ -189,7 +189,10 @@ TEST_F(ServerTest, StopLetsTheRequestInFlightFinish) {
       ++ok;
     }
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // Stop while the client is busy: once it has had a first answer, however slow the machine.
+  for (int i = 0; i < 1000 && ok.load() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   server->stop();
   server->wait();
   load.join();
