@@ -401,7 +401,7 @@ int64_t unix_now() { return unix_seconds(std::chrono::system_clock::now()); }
 
 std::vector<CertStatus> list_certificates(const fs::path& dir, TimePoint now,
                                           std::chrono::seconds warn) {
-  if (!fs::is_directory(dir)) throw std::runtime_error(dir.string() + " is not a folder");
+  if (!fs::is_directory(dir)) throw InputError("--pki: " + dir.string() + " is not a folder");
   std::vector<std::pair<std::string, Botan::X509_Certificate>> certs;
   for (const fs::path& p : visible_files(dir)) {
     const std::string rel = p.lexically_relative(dir).string();
@@ -515,7 +515,7 @@ std::vector<std::string> rewrite_kubeconfigs(const fs::path& dir, const std::str
 
 std::vector<Renewed> renew_offline(const fs::path& dir, const std::string& name, bool rotate_key,
                                    TimePoint now) {
-  if (!fs::is_directory(dir)) throw std::runtime_error(dir.string() + " is not a folder");
+  if (!fs::is_directory(dir)) throw InputError("--pki: " + dir.string() + " is not a folder");
   const auto all = pem_certificates(dir);
   std::vector<const Found*> targets;
   for (const auto& f : all) {

@@ -175,7 +175,7 @@ kc 0 certs check-expiration --pki "$P" --warn 200h
 expect_eq "check-expiration --warn 200h: no warning" "$(grep -c 'expires within' <<<"$OUT" || true)" 0
 kc 2 certs frob --pki "$P"
 expect_one_error_line "certs unknown action" 'unknown action "frob"'
-kc 1 certs list --pki "$T/nowhere"
+kc 2 certs list --pki "$T/nowhere"
 expect_one_error_line "certs list on a missing folder" "$T/nowhere"
 
 # ---------------------------------------------------------------------------------------
