@@ -254,23 +254,17 @@ InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now, const P
       cas[p] = std::make_unique<Ca>(*it.cert, load_private_key_pem(it.key_pem));
     }
   }
-  // RSA signatures cost milliseconds each: sign on every core, each thread with its own copy
-  // of the CAs (Botan's signer is not thread-safe) and its own RNG.
+  // RSA signatures cost milliseconds each: sign on every core (Ca::issue is thread-safe and
+  // keeps a signer per concurrent caller), each thread with its own RNG.
   const unsigned sign_threads =
       static_cast<unsigned>(std::min<size_t>(cpu_threads(), to_issue.size()));
-  std::vector<std::map<Profile, std::unique_ptr<Ca>>> thread_cas(sign_threads);
   std::vector<std::unique_ptr<Botan::AutoSeeded_RNG>> thread_rngs;
-  for (auto& copies : thread_cas) {
-    for (const auto& [p, ca] : cas) {
-      auto& copy = copies[p] =
-          std::make_unique<Ca>(ca->certificate(), load_private_key_pem(private_key_pem(ca->key())));
-      copy->set_crl_url(ca->crl_url());
-    }
+  for (unsigned t = 0; t < sign_threads; ++t) {
     thread_rngs.push_back(std::make_unique<Botan::AutoSeeded_RNG>());
   }
   parallel_for(to_issue.size(), sign_threads, [&](size_t j, unsigned t) {
     Item& it = items[to_issue[j]];
-    const Ca& ca = *thread_cas[t].at(issuer_of(it.spec.profile));
+    const Ca& ca = *cas.at(issuer_of(it.spec.profile));
     it.cert = std::make_unique<Botan::X509_Certificate>(
         ca.issue(it.spec, *it.key, now, to_issue_serials[j], *thread_rngs[t]));
     it.cert_pem = to_pem(*it.cert);
