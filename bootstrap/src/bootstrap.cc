@@ -87,31 +87,13 @@ std::string join(const std::vector<std::string>& v, const std::string& sep) {
   return out;
 }
 
-std::string url_host(const std::string& ip) {
-  const auto parsed = parse_ip(ip);
-  return parsed && parsed->v6 ? "[" + ip + "]" : ip;
-}
-
 struct Endpoint {
   std::string scheme, host, port;
 };
 
 Endpoint parse_endpoint(const std::string& url) {
-  Endpoint e;
-  const size_t sep = url.find("://");
-  e.scheme = url.substr(0, sep);
-  std::string rest = url.substr(sep + 3);
-  rest = rest.substr(0, rest.find('/'));
-  if (!rest.empty() && rest[0] == '[') {
-    const size_t close = rest.find(']');
-    e.host = rest.substr(1, close - 1);
-    rest = rest.substr(close + 1);
-    e.port = rest.rfind(':', 0) == 0 ? rest.substr(1) : "";
-  } else {
-    const size_t colon = rest.rfind(':');
-    e.host = rest.substr(0, colon);
-    e.port = colon == std::string::npos ? "" : rest.substr(colon + 1);
-  }
+  const auto parts = parse_url(url);
+  Endpoint e{parts ? parts->scheme : "", parts ? parts->host : "", parts ? parts->port : ""};
   if (e.port.empty()) e.port = "2379";
   return e;
 }

@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "kubeca/net.h"
+
 namespace kubeca {
 
 nlohmann::json HttpResult::json() const { return nlohmann::json::parse(body, nullptr, false); }
@@ -29,21 +31,14 @@ struct Url {
   int port = 443;
 };
 
-Url parse_url(const std::string& url) {
-  if (url.rfind("https://", 0) != 0) throw std::invalid_argument(url + " is not an https:// URL");
-  std::string rest = url.substr(8);
-  rest = rest.substr(0, rest.find('/'));
-  Url u;
-  if (!rest.empty() && rest[0] == '[') {
-    const auto close = rest.find(']');
-    u.host = rest.substr(1, close - 1);
-    rest = rest.substr(close + 1);
-    if (!rest.empty() && rest[0] == ':') u.port = std::stoi(rest.substr(1));
-    return u;
+Url https_url(const std::string& url) {
+  const auto parts = parse_url(url);
+  if (!parts || parts->scheme != "https") {
+    throw std::invalid_argument(url + " is not an https:// URL");
   }
-  const auto colon = rest.rfind(':');
-  u.host = rest.substr(0, colon);
-  if (colon != std::string::npos) u.port = std::stoi(rest.substr(colon + 1));
+  Url u;
+  u.host = parts->host;
+  if (!parts->port.empty()) u.port = std::stoi(parts->port);
   return u;
 }
 
@@ -121,7 +116,7 @@ struct ApiClient::Impl {
 ApiClient::ApiClient(const std::string& url, const std::string& ca_pem, const std::string& cert_pem,
                      const std::string& key_pem)
     : impl_(std::make_unique<Impl>()) {
-  const Url u = parse_url(url);
+  const Url u = https_url(url);
   if (!cert_pem.empty()) {
     X509* cert = from_pem<X509>(cert_pem, PEM_read_bio_X509);
     EVP_PKEY* key = from_pem<EVP_PKEY>(key_pem, PEM_read_bio_PrivateKey);

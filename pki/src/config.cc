@@ -16,8 +16,7 @@ namespace kubeca {
 const char* to_string(Flavor f) { return f == Flavor::kModern ? "modern" : "coreos-2016"; }
 
 std::string Config::apiserver_url() const {
-  const auto ip = parse_ip(master_host);
-  const std::string host = ip && ip->v6 ? "[" + master_host + "]" : master_host;
+  const std::string host = url_host(master_host);
   return flavor == Flavor::kModern ? "https://" + host + ":6443" : "https://" + host;
 }
 
@@ -450,18 +449,11 @@ void validate(Config& c) {
   for (size_t i = 0; i < c.etcd_endpoints.size(); ++i) {
     const std::string f = "etcd.endpoints[" + std::to_string(i) + "]";
     const std::string& url = c.etcd_endpoints[i];
-    auto scheme = url.find("://");
-    if (scheme == std::string::npos ||
-        (url.compare(0, scheme, "http") != 0 && url.compare(0, scheme, "https") != 0)) {
+    const auto parts = parse_url(url);
+    if (!parts || (parts->scheme != "http" && parts->scheme != "https")) {
       bad(f, q(url) + " is not an http:// or https:// URL");
     }
-    std::string host = url.substr(scheme + 3);
-    host = host.substr(0, host.find('/'));
-    if (!host.empty() && host[0] == '[') {
-      host = host.substr(1, host.find(']') - 1);
-    } else {
-      host = host.substr(0, host.rfind(':'));
-    }
+    const std::string& host = parts->host;
     if (auto ip = parse_ip(host)) outside(*ip, host, f);
   }
   if (c.etcd_endpoints.empty()) c.etcd_endpoints.push_back("http://" + c.master_host + ":2379");
@@ -490,7 +482,7 @@ void validate(Config& c) {
     bad("pki.cert_validity", "is longer than pki.ca_validity");
   }
   if (c.signer_url.empty()) {
-    c.signer_url = "https://" + (master.v6 ? "[" + c.master_host + "]" : c.master_host) + ":8443";
+    c.signer_url = "https://" + url_host(c.master_host) + ":8443";
   }
   if (c.signer_url.rfind("https://", 0) != 0) {
     bad("signer.url", q(c.signer_url) + " must be an https:// URL");

@@ -80,6 +80,31 @@ std::optional<Cidr> parse_cidr(const std::string& text, bool* host_bits_set) {
   return c;
 }
 
+std::optional<UrlParts> parse_url(const std::string& url) {
+  const size_t sep = url.find("://");
+  if (sep == std::string::npos) return std::nullopt;
+  UrlParts u;
+  u.scheme = url.substr(0, sep);
+  std::string rest = url.substr(sep + 3);
+  rest = rest.substr(0, rest.find('/'));
+  if (!rest.empty() && rest[0] == '[') {
+    const size_t close = rest.find(']');
+    u.host = rest.substr(1, close == std::string::npos ? std::string::npos : close - 1);
+    rest = close == std::string::npos ? "" : rest.substr(close + 1);
+    if (rest.rfind(':', 0) == 0) u.port = rest.substr(1);
+  } else {
+    const size_t colon = rest.rfind(':');
+    u.host = rest.substr(0, colon);
+    if (colon != std::string::npos) u.port = rest.substr(colon + 1);
+  }
+  return u;
+}
+
+std::string url_host(const std::string& host) {
+  const auto ip = parse_ip(host);
+  return ip && ip->v6 ? "[" + host + "]" : host;
+}
+
 bool is_dns_name(const std::string& name) {
   if (name.empty() || name.size() > 253) return false;
   size_t start = 0;

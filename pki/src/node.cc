@@ -43,13 +43,6 @@ bool still_fresh(const fs::path& cert, const fs::path& key, const fs::path& ca_f
   }
 }
 
-std::string host_of(const std::string& url) {
-  std::string rest = url.substr(url.find("://") + 3);
-  rest = rest.substr(0, rest.find('/'));
-  if (!rest.empty() && rest[0] == '[') return rest.substr(0, rest.find(']') + 1);
-  return rest.substr(0, rest.rfind(':'));
-}
-
 }  // namespace
 
 namespace {
@@ -241,7 +234,8 @@ NodeRequestResult node_request(const NodeRequestOptions& o) {
   if (!o.kubeconfig_out.empty()) {
     KubeconfigSpec k;
     k.cluster_name = "kubernetes";
-    k.server = o.apiserver.empty() ? "https://" + host_of(o.server) + ":6443" : o.apiserver;
+    k.server = o.apiserver.empty() ? "https://" + url_host(parse_url(o.server)->host) + ":6443"
+                                   : o.apiserver;
     k.user = cert.subject_info("X520.CommonName").empty()
                  ? o.name
                  : cert.subject_info("X520.CommonName").front();

@@ -40,13 +40,6 @@ const ProfileInfo& info(Profile p) {
   throw std::logic_error("unknown profile");
 }
 
-std::string host_of_url(const std::string& url) {
-  std::string rest = url.substr(url.find("://") == std::string::npos ? 0 : url.find("://") + 3);
-  rest = rest.substr(0, rest.find('/'));
-  if (!rest.empty() && rest[0] == '[') return rest.substr(1, rest.find(']') - 1);
-  return rest.substr(0, rest.rfind(':') == std::string::npos ? rest.size() : rest.rfind(':'));
-}
-
 void add_unique(std::vector<std::string>& v, const std::string& s) {
   if (!s.empty() && std::find(v.begin(), v.end(), s) == v.end()) v.push_back(s);
 }
@@ -240,7 +233,7 @@ CertSpec make_spec(const Config& c, Profile p, const Identity& id) {
       s.file = "signer";
       add_san(s, c.master_name);
       add_san(s, c.master_host);
-      add_san(s, host_of_url(c.signer_url));
+      add_san(s, parse_url(c.signer_url)->host);
       break;
   }
   for (const auto& d : id.dns) add_san(s, d);

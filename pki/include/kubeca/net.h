@@ -37,6 +37,15 @@ struct Cidr {
 // (the range is still returned, with host bits cleared) so callers can name the fix.
 std::optional<Cidr> parse_cidr(const std::string& text, bool* host_bits_set = nullptr);
 
+// scheme://host[:port][/path], with IPv6 hosts in brackets. The host comes back without
+// brackets, the port empty when absent; nullopt when there is no "://".
+struct UrlParts {
+  std::string scheme, host, port;
+};
+std::optional<UrlParts> parse_url(const std::string& url);
+// A host as it goes into a URL: IPv6 addresses in brackets.
+std::string url_host(const std::string& host);
+
 // A DNS name (RFC 1123 labels) that is also safe as a file name.
 bool is_dns_name(const std::string& name);
 
