@@ -1,6 +1,5 @@
 #include "kubeca/ca.h"
 
-#include <botan/auto_rng.h>
 #include <botan/ber_dec.h>
 #include <botan/data_src.h>
 #include <botan/der_enc.h>
@@ -146,13 +145,14 @@ Botan::BigInt random_serial(Botan::RandomNumberGenerator& rng) {
 }
 
 struct Ca::Signer {
-  Botan::AutoSeeded_RNG rng;  // RSA's blinder keeps a reference to the RNG it was made with
+  // RSA's blinder keeps a reference to the RNG it was made with.
+  std::unique_ptr<Botan::RandomNumberGenerator> rng = make_rng();
   Botan::AlgorithmIdentifier algo;
   std::unique_ptr<Botan::PK_Signer> signer;
 };
 
 Ca::Ca(Botan::X509_Certificate cert, std::unique_ptr<Botan::Private_Key> key)
-    : cert_(std::move(cert)), key_(std::move(key)) {}
+    : cert_(std::move(cert)), cert_pem_(to_pem(cert_)), key_(std::move(key)) {}
 
 Ca::~Ca() = default;
 
@@ -196,7 +196,7 @@ Botan::X509_Certificate Ca::issue(const CertSpec& spec, const Botan::Public_Key&
   }
   if (!s) {
     s = std::make_unique<Signer>();
-    s->signer.reset(Botan::choose_sig_format(*key_, s->rng, signature_hash(*key_), s->algo));
+    s->signer.reset(Botan::choose_sig_format(*key_, *s->rng, signature_hash(*key_), s->algo));
   }
   auto cert = sign(*s->signer, s->algo, cert_.subject_dn(), cert_.subject_key_id(), spec,
                    subject_key, now, cert_.not_after().to_std_timepoint(), serial, crl_url_, rng);
@@ -208,8 +208,6 @@ Botan::X509_Certificate Ca::issue(const CertSpec& spec, const Botan::Public_Key&
 bool Ca::issued(const Botan::X509_Certificate& cert) const {
   return cert.issuer_dn() == cert_.subject_dn() && cert.check_signature(*key_);
 }
-
-std::string Ca::certificate_pem() const { return to_pem(cert_); }
 
 std::string ca_pin(const Botan::X509_Certificate& cert) {
   auto sha = Botan::HashFunction::create_or_throw("SHA-256");

@@ -7,7 +7,9 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <random>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -31,38 +33,128 @@ void write_all(int fd, const std::string& data, const std::filesystem::path& p) 
   }
 }
 
-}  // namespace
-
-void write_file_atomic(const std::filesystem::path& path, const std::string& data, unsigned mode) {
+// Writes `data` to a new temporary file beside `path`, created with the final mode so a key
+// is never readable by others, not even briefly. Returns the temporary's path; with `sync`
+// its data is on disk when this returns.
+std::filesystem::path write_temporary(const std::filesystem::path& path, const std::string& data,
+                                      unsigned mode, bool sync) {
   std::filesystem::path dir = path.parent_path();
   if (dir.empty()) dir = ".";
   std::filesystem::create_directories(dir);
   std::random_device rd;
   const std::filesystem::path tmp =
       dir / ("." + path.filename().string() + ".tmp" + std::to_string(rd()));
-  // Created with the final mode so a key is never readable by others, not even briefly.
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) fail("cannot create", tmp);
   try {
     write_all(fd, data, tmp);
     if (::fchmod(fd, mode) != 0) fail("cannot chmod", tmp);
-    if (::fsync(fd) != 0) fail("cannot fsync", tmp);
+    if (sync && ::fsync(fd) != 0) fail("cannot fsync", tmp);
   } catch (...) {
     ::close(fd);
     ::unlink(tmp.c_str());
     throw;
   }
-  ::close(fd);
+  if (::close(fd) != 0) {
+    int saved = errno;
+    ::unlink(tmp.c_str());
+    errno = saved;
+    fail("cannot write", tmp);
+  }
+  return tmp;
+}
+
+void rename_into(const std::filesystem::path& tmp, const std::filesystem::path& path) {
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     int saved = errno;
     ::unlink(tmp.c_str());
     errno = saved;
     fail("cannot rename into", path);
   }
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+void sync_dir(const std::filesystem::path& dir) {
+  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     ::fsync(dfd);
     ::close(dfd);
+  }
+}
+
+}  // namespace
+
+void write_file_atomic(const std::filesystem::path& path, const std::string& data, unsigned mode) {
+  rename_into(write_temporary(path, data, mode, true), path);
+  sync_dir(path.parent_path());
+}
+
+void write_files_atomic(const std::vector<std::vector<FileWrite>>& groups) {
+  // Temporaries of these files that a killed writer left behind go first.
+  std::map<std::filesystem::path, std::set<std::string>> prefixes;  // folder -> ".NAME.tmp"
+  for (const auto& g : groups) {
+    for (const auto& f : g) {
+      prefixes[f.path.parent_path()].insert("." + f.path.filename().string() + ".tmp");
+    }
+  }
+  for (const auto& [dir, names] : prefixes) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir.empty() ? "." : dir, ec)) {
+      const std::string name = e.path().filename().string();
+      const size_t dot = name.rfind(".tmp");
+      if (dot == std::string::npos || !names.count(name.substr(0, dot + 4))) continue;
+      const std::string digits = name.substr(dot + 4);
+      if (!digits.empty() && digits.find_first_not_of("0123456789") == std::string::npos) {
+        ::unlink(e.path().c_str());
+      }
+    }
+  }
+  std::vector<std::vector<std::filesystem::path>> temps(groups.size());
+  auto remove_temps = [&] {
+    for (const auto& g : temps) {
+      for (const auto& t : g) ::unlink(t.c_str());
+    }
+  };
+  std::set<std::filesystem::path> dirs;
+  try {
+    for (size_t g = 0; g < groups.size(); ++g) {
+      for (const auto& f : groups[g]) {
+        temps[g].push_back(write_temporary(f.path, f.data, f.mode, false));
+        dirs.insert(f.path.parent_path());
+      }
+    }
+    // One flush per file system for every file: an fsync each costs a device flush each.
+    std::set<dev_t> flushed;
+    for (const auto& d : dirs) {
+      int dfd = ::open(d.empty() ? "." : d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (dfd < 0) fail("cannot open", d);
+      struct stat st {};
+      int rc = ::fstat(dfd, &st);
+      if (rc == 0 && flushed.insert(st.st_dev).second) rc = ::syncfs(dfd);
+      const int saved = errno;
+      ::close(dfd);
+      if (rc != 0) {
+        errno = saved;
+        fail("cannot sync the file system of", d);
+      }
+    }
+  } catch (...) {
+    remove_temps();
+    throw;
+  }
+  for (size_t g = 0; g < groups.size(); ++g) {
+    for (size_t i = 0; i < groups[g].size(); ++i) {
+      try {
+        rename_into(temps[g][i], groups[g][i].path);
+      } catch (...) {
+        for (size_t j = i + 1; j < temps[g].size(); ++j) ::unlink(temps[g][j].c_str());
+        for (size_t h = g + 1; h < temps.size(); ++h) {
+          for (const auto& t : temps[h]) ::unlink(t.c_str());
+        }
+        throw;
+      }
+    }
+    // This group's names are on disk before the next group's renames begin.
+    for (const auto& d : dirs) sync_dir(d);
   }
 }
 

@@ -1,11 +1,12 @@
 #include "kubeca/keys.h"
 
-#include <botan/auto_rng.h>
+#include <botan/chacha_rng.h>
 #include <botan/data_src.h>
 #include <botan/ecdsa.h>
 #include <botan/ed25519.h>
 #include <botan/pkcs8.h>
 #include <botan/rsa.h>
+#include <botan/system_rng.h>
 #include <botan/x509_key.h>
 
 #include <algorithm>
@@ -24,6 +25,15 @@ constexpr Name kNames[] = {
     {KeyAlgorithm::kRsa4096, "rsa-4096"},     {KeyAlgorithm::kEcdsaP256, "ecdsa-p256"},
     {KeyAlgorithm::kEcdsaP384, "ecdsa-p384"}, {KeyAlgorithm::kEd25519, "ed25519"}};
 }  // namespace
+
+std::unique_ptr<Botan::RandomNumberGenerator> make_rng() {
+  return std::make_unique<Botan::ChaCha_RNG>(Botan::system_rng());
+}
+
+Botan::RandomNumberGenerator& thread_rng() {
+  thread_local std::unique_ptr<Botan::RandomNumberGenerator> rng = make_rng();
+  return *rng;
+}
 
 std::optional<KeyAlgorithm> parse_key_algorithm(const std::string& name) {
   for (const auto& n : kNames) {
@@ -65,8 +75,7 @@ std::vector<std::unique_ptr<Botan::Private_Key>> generate_keys(KeyAlgorithm a, s
   threads = static_cast<unsigned>(std::min<size_t>(threads, n));
   std::atomic<size_t> next{0};
   auto work = [&] {
-    Botan::AutoSeeded_RNG rng;  // RNGs are not shared across threads
-    for (size_t i; (i = next++) < n;) keys[i] = generate_key(a, rng);
+    for (size_t i; (i = next++) < n;) keys[i] = generate_key(a, thread_rng());
   };
   std::vector<std::thread> pool;
   for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);

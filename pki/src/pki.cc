@@ -97,9 +97,6 @@ struct Output {
   unsigned mode;
 };
 
-// fsync waits on the disk, not on the CPU: more writers than cores.
-constexpr unsigned kWriteThreads = 8;
-
 unsigned cpu_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
 
 // Runs fn(i, thread) for every i in [0, n) on up to `threads` threads, this one included;
@@ -258,15 +255,11 @@ InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now, const P
   // keeps a signer per concurrent caller), each thread with its own RNG.
   const unsigned sign_threads =
       static_cast<unsigned>(std::min<size_t>(cpu_threads(), to_issue.size()));
-  std::vector<std::unique_ptr<Botan::AutoSeeded_RNG>> thread_rngs;
-  for (unsigned t = 0; t < sign_threads; ++t) {
-    thread_rngs.push_back(std::make_unique<Botan::AutoSeeded_RNG>());
-  }
-  parallel_for(to_issue.size(), sign_threads, [&](size_t j, unsigned t) {
+  parallel_for(to_issue.size(), sign_threads, [&](size_t j, unsigned) {
     Item& it = items[to_issue[j]];
     const Ca& ca = *cas.at(issuer_of(it.spec.profile));
     it.cert = std::make_unique<Botan::X509_Certificate>(
-        ca.issue(it.spec, *it.key, now, to_issue_serials[j], *thread_rngs[t]));
+        ca.issue(it.spec, *it.key, now, to_issue_serials[j], thread_rng()));
     it.cert_pem = to_pem(*it.cert);
   });
   for (auto& it : items) {
@@ -281,6 +274,10 @@ InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now, const P
     auto& key = keys[next_key++];
     outputs.push_back({"sa.key", private_key_pem(*key), 0600});
     outputs.push_back({"sa.pub", public_key_pem(*key), 0644});
+  } else if (c.flavor == Flavor::kModern && !file_exists(dir / "sa.pub")) {
+    // A run stopped between the two leaves the key alone; its public half is derived again.
+    outputs.push_back({"sa.pub", public_key_pem(*load_private_key_pem(read_file(dir / "sa.key"))),
+                       0644});
   }
 
   // Kubeconfigs, rendered from the certificates; written only when their bytes change.
@@ -338,17 +335,14 @@ InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now, const P
                    [](const Output& a, const Output& b) { return a.mode < b.mode; });
   InitReport report;
   std::set<std::string> created;
-  // Each file is written atomically and fsynced as before; the fsync waits overlap on a
-  // pool of writers. Every 0600 file (keys, kubeconfigs) is on disk before the first 0644 one.
-  for (size_t begin = 0, end; begin < outputs.size(); begin = end) {
-    end = begin;
-    while (end < outputs.size() && outputs[end].mode == outputs[begin].mode) ++end;
-    parallel_for(end - begin, kWriteThreads, [&](size_t j, unsigned) {
-      const Output& o = outputs[begin + j];
-      write_file_atomic(dir / o.rel, o.data, o.mode);
-    });
-    for (size_t j = begin; j < end; ++j) created.insert(outputs[j].rel.string());
+  // Every 0600 file (keys, kubeconfigs) is in place before the first 0644 one.
+  std::vector<std::vector<FileWrite>> groups;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    if (i == 0 || outputs[i].mode != outputs[i - 1].mode) groups.emplace_back();
+    groups.back().push_back({dir / outputs[i].rel, std::move(outputs[i].data), outputs[i].mode});
+    created.insert(outputs[i].rel.string());
   }
+  write_files_atomic(groups);
   for (const auto& it : items) {
     for (const fs::path& rel : {cert_path("", it.spec.file), key_path("", it.spec.file)}) {
       report.files.push_back({rel.string(), created.count(rel.string()) > 0});

@@ -282,7 +282,7 @@ struct SigningServer::Impl {
   // Issues and records; `use` stores the record (and spends a token) atomically.
   json issue(const CertSpec& spec, const Botan::Public_Key& key, const std::string& requester,
              const std::function<TokenUse(const CertRecord&)>& use) {
-    thread_local Botan::AutoSeeded_RNG rng;  // seeding one per request costs a syscall or more
+    Botan::RandomNumberGenerator& rng = thread_rng();
     const Ca& signer = ca_for(spec.profile);
     for (int attempt = 0; attempt < 4; ++attempt) {
       const auto cert = signer.issue(spec, key, Clock::now(), random_serial(rng), rng);

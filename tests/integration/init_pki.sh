@@ -208,6 +208,14 @@ kc 0 init --config "$T/modern.yaml" --pki "$M"
 expect_eq "scheduler re-issued for its key" "$(pubkey_of_cert "$M/scheduler.pem")" "$key_before"
 check_pairs "$M" scheduler
 
+# sa.pub lost (a run stopped after sa.key): derived again from the key, which stays.
+sa_key_before=$(sha256sum <"$M/sa.key")
+rm "$M/sa.pub"
+kc 0 init --config "$T/modern.yaml" --pki "$M"
+expect_eq "sa.pub made again from sa.key" "$(openssl pkey -pubin -in "$M/sa.pub" 2>&1)" \
+  "$(openssl pkey -in "$M/sa.key" -pubout)"
+expect_eq "sa.key kept" "$(sha256sum <"$M/sa.key")" "$sa_key_before"
+
 # ---------------------------------------------------------------------------------------
 # coreos-2016: the seed's RSA-2048 procedure, file names and subjects.
 C=$T/coreos

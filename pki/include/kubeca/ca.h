@@ -42,7 +42,7 @@ class Ca {
 
   const Botan::X509_Certificate& certificate() const { return cert_; }
   const Botan::Private_Key& key() const { return *key_; }
-  std::string certificate_pem() const;
+  const std::string& certificate_pem() const { return cert_pem_; }
 
   // True when `cert` names this CA as issuer and carries its signature.
   bool issued(const Botan::X509_Certificate& cert) const;
@@ -53,6 +53,7 @@ class Ca {
 
  private:
   Botan::X509_Certificate cert_;
+  std::string cert_pem_;  // served with every certificate
   std::unique_ptr<Botan::Private_Key> key_;
   std::string crl_url_;
   // Botan's PK_Signer is not thread-safe, and making one costs about 1 ms for an RSA-2048

@@ -1,0 +1,112 @@
+#include "kubeca/fs.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace kubeca {
+namespace {
+
+namespace fs = std::filesystem;
+
+class FsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/kubeca-fs-test.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Every name in the folder, dot files (temporaries) included.
+  std::set<std::string> names(const fs::path& d) const {
+    std::set<std::string> out;
+    for (const auto& e : fs::recursive_directory_iterator(d)) {
+      out.insert(fs::relative(e.path(), dir_).string());
+    }
+    return out;
+  }
+
+  static unsigned mode_of(const fs::path& p) {
+    struct stat st {};
+    EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
+    return st.st_mode & 0777;
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(FsTest, WriteFileAtomicReplacesWholeFileWithItsMode) {
+  write_file_atomic(dir_ / "a-key.pem", "old", 0600);
+  write_file_atomic(dir_ / "a-key.pem", "new contents", 0600);
+  EXPECT_EQ(read_file(dir_ / "a-key.pem"), "new contents");
+  EXPECT_EQ(mode_of(dir_ / "a-key.pem"), 0600u);
+  EXPECT_EQ(names(dir_), (std::set<std::string>{"a-key.pem"}));
+}
+
+TEST_F(FsTest, WriteFilesAtomicWritesEveryGroupWithModes) {
+  std::vector<std::vector<FileWrite>> groups(2);
+  for (int i = 0; i < 50; ++i) {
+    groups[0].push_back(
+        {dir_ / ("n" + std::to_string(i) + "-key.pem"), "key " + std::to_string(i), 0600});
+    groups[1].push_back(
+        {dir_ / ("n" + std::to_string(i) + ".pem"), "cert " + std::to_string(i), 0644});
+  }
+  groups[1].push_back({dir_ / "etcd" / "ca.pem", "etcd ca", 0644});  // a folder made on the way
+  write_files_atomic(groups);
+
+  for (int i = 0; i < 50; ++i) {
+    const fs::path key = dir_ / ("n" + std::to_string(i) + "-key.pem");
+    const fs::path cert = dir_ / ("n" + std::to_string(i) + ".pem");
+    EXPECT_EQ(read_file(key), "key " + std::to_string(i));
+    EXPECT_EQ(read_file(cert), "cert " + std::to_string(i));
+    EXPECT_EQ(mode_of(key), 0600u);
+    EXPECT_EQ(mode_of(cert), 0644u);
+  }
+  EXPECT_EQ(read_file(dir_ / "etcd" / "ca.pem"), "etcd ca");
+  EXPECT_EQ(names(dir_).size(), 102u);  // 100 files, etcd/ and etcd/ca.pem: no temporaries
+}
+
+TEST_F(FsTest, WriteFilesAtomicReplacesExistingFiles) {
+  write_file_atomic(dir_ / "admin.conf", "old", 0600);
+  write_files_atomic({{{dir_ / "admin.conf", "new", 0600}}});
+  EXPECT_EQ(read_file(dir_ / "admin.conf"), "new");
+  EXPECT_EQ(names(dir_), (std::set<std::string>{"admin.conf"}));
+}
+
+TEST_F(FsTest, WriteFilesAtomicFailureLeavesNothingBehind) {
+  // The second group's file cannot be made (its folder would be under a regular file): the
+  // first group's files must not appear either, and no temporary may stay.
+  write_file_atomic(dir_ / "blocker", "a file, not a folder", 0644);
+  write_file_atomic(dir_ / "ca.pem", "the CA as it was", 0644);
+  const std::set<std::string> before = names(dir_);
+  std::vector<std::vector<FileWrite>> groups = {
+      {{dir_ / "ca-key.pem", "key", 0600}, {dir_ / "ca.pem", "a new CA", 0644}},
+      {{dir_ / "blocker" / "x.pem", "cert", 0644}}};
+  EXPECT_ANY_THROW(write_files_atomic(groups));
+  EXPECT_EQ(names(dir_), before);
+  EXPECT_EQ(read_file(dir_ / "ca.pem"), "the CA as it was");
+}
+
+TEST_F(FsTest, WriteFilesAtomicClearsTemporariesOfAKilledWriter) {
+  write_file_atomic(dir_ / ".ca-key.pem.tmp123456", "from a killed run", 0600);
+  write_file_atomic(dir_ / ".other.pem.tmp42", "not one of ours this time", 0600);
+  write_file_atomic(dir_ / ".ca-key.pem.tmpx", "not a temporary's name", 0600);
+  write_files_atomic({{{dir_ / "ca-key.pem", "key", 0600}}});
+  EXPECT_EQ(names(dir_),
+            (std::set<std::string>{"ca-key.pem", ".other.pem.tmp42", ".ca-key.pem.tmpx"}));
+}
+
+TEST_F(FsTest, WriteFilesAtomicOfNothingIsNothing) {
+  write_files_atomic({});
+  write_files_atomic({{}});
+  EXPECT_TRUE(names(dir_).empty());
+}
+
+}  // namespace
+}  // namespace kubeca
