@@ -276,8 +276,8 @@ InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now, const P
     outputs.push_back({"sa.pub", public_key_pem(*key), 0644});
   } else if (c.flavor == Flavor::kModern && !file_exists(dir / "sa.pub")) {
     // A run stopped between the two leaves the key alone; its public half is derived again.
-    outputs.push_back({"sa.pub", public_key_pem(*load_private_key_pem(read_file(dir / "sa.key"))),
-                       0644});
+    outputs.push_back(
+        {"sa.pub", public_key_pem(*load_private_key_pem(read_file(dir / "sa.key"))), 0644});
   }
 
   // Kubeconfigs, rendered from the certificates; written only when their bytes change.
