@@ -4,11 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <map>
-#include <random>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -41,11 +41,17 @@ std::filesystem::path write_temporary(const std::filesystem::path& path, const s
   std::filesystem::path dir = path.parent_path();
   if (dir.empty()) dir = ".";
   std::filesystem::create_directories(dir);
-  std::random_device rd;
-  const std::filesystem::path tmp =
-      dir / ("." + path.filename().string() + ".tmp" + std::to_string(rd()));
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0) fail("cannot create", tmp);
+  // Unique within this process by the counter, across processes by the pid; O_EXCL settles
+  // the rest (a name left by a killed process that had this pid).
+  static std::atomic<uint64_t> counter{0};
+  const std::string prefix = "." + path.filename().string() + ".tmp" + std::to_string(::getpid());
+  std::filesystem::path tmp;
+  int fd = -1;
+  for (int attempt = 0; fd < 0; ++attempt) {
+    tmp = dir / (prefix + std::to_string(counter++));
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0 && (errno != EEXIST || attempt == 100)) fail("cannot create", tmp);
+  }
   try {
     write_all(fd, data, tmp);
     if (::fchmod(fd, mode) != 0) fail("cannot chmod", tmp);
