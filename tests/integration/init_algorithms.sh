@@ -7,13 +7,6 @@ source "$(dirname "$0")/lib.sh"
 LEAVES="apiserver admin signer kubelet-coreos1 kube-proxy controller-manager scheduler
 apiserver-kubelet-client front-proxy-client etcd/server etcd/peer etcd/healthcheck-client
 apiserver-etcd-client"
-ca_of() {
-  case $1 in
-    etcd/* | apiserver-etcd-client) echo etcd/ca ;;
-    front-proxy-*) echo front-proxy-ca ;;
-    *) echo ca ;;
-  esac
-}
 
 # algorithm NAME KEY-TEXT SIGNATURE KEY-USAGE
 algorithm() {

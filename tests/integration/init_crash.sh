@@ -22,14 +22,6 @@ mapfile -t names < <(cd "$T/whole" && find . -name '*.pem' ! -name '*-key.pem' !
   sed 's|^\./||; s|\.pem$||' | sort)
 ((${#names[@]} > WORKERS)) && pass || fail "a whole run made ${#names[@]} certificates"
 
-ca_of() {
-  case $1 in
-    etcd/* | apiserver-etcd-client) echo etcd/ca ;;
-    front-proxy-ca | front-proxy-client) echo front-proxy-ca ;;
-    *) echo ca ;;
-  esac
-}
-
 # check_whole DIR WHAT: every file there parses; a certificate is never without its key, and
 # a key beside its certificate is that certificate's key.
 check_whole() {

@@ -7,15 +7,6 @@ json() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.arg
 pubkey_of_cert() { openssl x509 -in "$1" -noout -pubkey; }
 pubkey_of_key() { openssl pkey -in "$1" -pubout; }
 
-# The CA a certificate of the folder must chain to.
-ca_of() {
-  case $1 in
-    etcd/* | apiserver-etcd-client) echo etcd/ca ;;
-    front-proxy-ca | front-proxy-client) echo front-proxy-ca ;;
-    *) echo ca ;;
-  esac
-}
-
 # check_pairs DIR CERT...: each certificate chains to its CA (and not to a stranger), its
 # key file is its key, and the key file is private.
 check_pairs() {

@@ -95,6 +95,15 @@ make_config() {
   for e in "$@"; do sed -i -e "$e" "$out"; done
 }
 
+# ca_of NAME: the CA (file name without .pem) a certificate of a modern folder chains to.
+ca_of() {
+  case $1 in
+    etcd/* | apiserver-etcd-client) echo etcd/ca ;;
+    front-proxy-ca | front-proxy-client) echo front-proxy-ca ;;
+    *) echo ca ;;
+  esac
+}
+
 # tree_state DIR: mode, size and SHA-256 of every file, sorted: equal output, equal bytes.
 tree_state() {
   (cd "$1" && find . -type f -printf '%m %s ' -exec sha256sum {} \; | sort -k4)
