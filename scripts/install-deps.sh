@@ -7,7 +7,7 @@ packages=(
   nlohmann-json3-dev libyaml-cpp-dev libboost-program-options-dev libgtest-dev
   libsqlite3-dev sqlite3 libkainjow-mustache-dev
   openssl gnutls-bin kubectl etcd-server etcd-client systemd curl
-  golang-cfssl wrk
+  golang-cfssl wrk strace util-linux  # strace: the order of init's syncs and renames
   nodejs python3  # bootstrap tests: npm schema validation, free ports
 )
 missing=()

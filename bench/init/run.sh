@@ -31,6 +31,7 @@
 # Exit status: 0 when the run and the checks pass (whatever the ratios), 1 when a check
 # fails, 2 on a missing tool.
 set -euo pipefail
+export LC_ALL=C  # `times` and awk read decimals with a dot
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)

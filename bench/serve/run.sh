@@ -13,6 +13,7 @@
 # WRK_THREADS (2), ALGOS ("rsa-2048 ecdsa-p256"), KEEP=1 to keep the work folder,
 # CEILINGS=0 to skip the botan/openssl speed figures and the ceiling they set.
 set -euo pipefail
+export LC_ALL=C  # `times` and awk read decimals with a dot
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -28,7 +29,7 @@ declare -A TARGET_RATIO=([rsa-2048]=1.8 [ecdsa-p256]=1.2)
 TARGET_P99_MS=20
 TARGET_RSS_MIB=64
 
-for tool in wrk cfssl openssl jq curl ss botan awk; do
+for tool in wrk cfssl openssl jq curl ss botan awk taskset; do
   command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (apt-get install it)" >&2; exit 2; }
 done
 [[ -x $KUBECA ]] || {

@@ -1,6 +1,7 @@
 #include "kubeca/fs.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,7 +9,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <map>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -41,8 +41,8 @@ std::filesystem::path write_temporary(const std::filesystem::path& path, const s
   std::filesystem::path dir = path.parent_path();
   if (dir.empty()) dir = ".";
   std::filesystem::create_directories(dir);
-  // Unique within this process by the counter, across processes by the pid; O_EXCL settles
-  // the rest (a name left by a killed process that had this pid).
+  // The pid and a counter make clashes rare (pids repeat across containers); O_EXCL settles
+  // them: an existing name is skipped, never opened.
   static std::atomic<uint64_t> counter{0};
   const std::string prefix = "." + path.filename().string() + ".tmp" + std::to_string(::getpid());
   std::filesystem::path tmp;
@@ -87,6 +87,28 @@ void sync_dir(const std::filesystem::path& dir) {
   }
 }
 
+// As sync_dir, but a folder that cannot be synced is an error: a batch's order depends on it.
+// EINVAL is a file system without folder fsync, where there is nothing more to do.
+void sync_dir_or_throw(const std::filesystem::path& dir) {
+  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) fail("cannot open", dir);
+  const int rc = ::fsync(dfd);
+  const int saved = errno;
+  ::close(dfd);
+  if (rc != 0 && saved != EINVAL) {
+    errno = saved;
+    fail("cannot sync the folder", dir);
+  }
+}
+
+// A temporary's name as write_temporary makes it: ".NAME.tmp" and digits.
+bool is_temporary_name(const std::string& name) {
+  const size_t at = name.rfind(".tmp");
+  if (name.size() < 2 || name[0] != '.' || at == std::string::npos || at == 0) return false;
+  const std::string digits = name.substr(at + 4);
+  return !digits.empty() && digits.find_first_not_of("0123456789") == std::string::npos;
+}
+
 }  // namespace
 
 void write_file_atomic(const std::filesystem::path& path, const std::string& data, unsigned mode) {
@@ -95,21 +117,16 @@ void write_file_atomic(const std::filesystem::path& path, const std::string& dat
 }
 
 void write_files_atomic(const std::vector<std::vector<FileWrite>>& groups) {
-  // Temporaries of these files that a killed writer left behind go first.
-  std::map<std::filesystem::path, std::set<std::string>> prefixes;  // folder -> ".NAME.tmp"
+  // What a killed writer left in these folders goes first; callers hold the folder's lock
+  // (FolderLock), so no other kubeca is writing there.
+  std::set<std::filesystem::path> folders;
   for (const auto& g : groups) {
-    for (const auto& f : g) {
-      prefixes[f.path.parent_path()].insert("." + f.path.filename().string() + ".tmp");
-    }
+    for (const auto& f : g) folders.insert(f.path.parent_path());
   }
-  for (const auto& [dir, names] : prefixes) {
+  for (const auto& dir : folders) {
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator(dir.empty() ? "." : dir, ec)) {
-      const std::string name = e.path().filename().string();
-      const size_t dot = name.rfind(".tmp");
-      if (dot == std::string::npos || !names.count(name.substr(0, dot + 4))) continue;
-      const std::string digits = name.substr(dot + 4);
-      if (!digits.empty() && digits.find_first_not_of("0123456789") == std::string::npos) {
+      if (is_temporary_name(e.path().filename().string()) && e.is_regular_file(ec)) {
         ::unlink(e.path().c_str());
       }
     }
@@ -160,9 +177,27 @@ void write_files_atomic(const std::vector<std::vector<FileWrite>>& groups) {
       }
     }
     // This group's names are on disk before the next group's renames begin.
-    for (const auto& d : dirs) sync_dir(d);
+    for (const auto& d : dirs) sync_dir_or_throw(d);
   }
 }
+
+FolderLock::FolderLock(const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir);
+  fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd_ < 0) fail("cannot open", dir);
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int saved = errno;
+    ::close(fd_);
+    if (saved == EWOULDBLOCK) {
+      throw std::runtime_error("another kubeca is writing " + dir.string() +
+                               "; wait for it to finish and run this again");
+    }
+    errno = saved;
+    fail("cannot lock", dir);
+  }
+}
+
+FolderLock::~FolderLock() { ::close(fd_); }
 
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);

@@ -19,7 +19,10 @@ std::string b64(const std::string& s) {
 // most of the time init spent on kubeconfigs. Base64 is always emitted plain (its alphabet has
 // no YAML indicator), so the emitter gets a short stand-in and the blob goes in afterwards.
 constexpr const char* kBlob = "kubeca-blob";
+// An empty blob goes through the emitter, which quotes it ("") where a bare key would be null.
+std::string blob_or_stand_in(const std::string& pem) { return pem.empty() ? "" : kBlob; }
 void put_blob(std::string& doc, const std::string& key, const std::string& pem) {
+  if (pem.empty()) return;
   const std::string stand_in = key + ": " + kBlob + "\n";
   const size_t at = doc.find(stand_in);
   if (at == std::string::npos) throw std::logic_error("kubeconfig: no " + key + " stand-in");
@@ -37,7 +40,7 @@ std::string render_kubeconfig(const KubeconfigSpec& s) {
   out << YAML::Key << "name" << YAML::Value << s.cluster_name;
   out << YAML::Key << "cluster" << YAML::Value << YAML::BeginMap;
   if (s.ca_file.empty()) {
-    out << YAML::Key << "certificate-authority-data" << YAML::Value << kBlob;
+    out << YAML::Key << "certificate-authority-data" << YAML::Value << blob_or_stand_in(s.ca_pem);
   } else {
     out << YAML::Key << "certificate-authority" << YAML::Value << s.ca_file;
   }
@@ -55,8 +58,9 @@ std::string render_kubeconfig(const KubeconfigSpec& s) {
   out << YAML::Key << "name" << YAML::Value << s.user;
   out << YAML::Key << "user" << YAML::Value << YAML::BeginMap;
   if (s.client_cert_file.empty()) {
-    out << YAML::Key << "client-certificate-data" << YAML::Value << kBlob;
-    out << YAML::Key << "client-key-data" << YAML::Value << kBlob;
+    out << YAML::Key << "client-certificate-data" << YAML::Value
+        << blob_or_stand_in(s.client_cert_pem);
+    out << YAML::Key << "client-key-data" << YAML::Value << blob_or_stand_in(s.client_key_pem);
   } else {
     out << YAML::Key << "client-certificate" << YAML::Value << s.client_cert_file;
     out << YAML::Key << "client-key" << YAML::Value << s.client_key_file;

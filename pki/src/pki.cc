@@ -151,7 +151,10 @@ std::unique_ptr<Ca> load_ca(const fs::path& dir, Profile issuer, Flavor flavor) 
   return Ca::load(cert, key);
 }
 
-InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now, const Progress& progress) {
+namespace {
+
+InitReport init_pki_locked(const Config& c, const fs::path& dir, TimePoint now,
+                           const Progress& progress) {
   const auto started = std::chrono::steady_clock::now();
   const KeyAlgorithm algorithm = *parse_key_algorithm(c.key_algorithm);
   std::vector<Item> items;
@@ -354,6 +357,25 @@ InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now, const P
   return report;
 }
 
+}  // namespace
+
+InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now, const Progress& progress) {
+  std::error_code ec;
+  const bool existed = fs::exists(dir, ec);
+  if (existed && !fs::is_directory(dir, ec)) {
+    throw InputError("--pki: " + dir.string() + " is not a folder");
+  }
+  // Held from the first read to the last rename: a second init would otherwise read a
+  // half-written folder and could make a second CA.
+  FolderLock lock(dir);
+  try {
+    return init_pki_locked(c, dir, now, progress);
+  } catch (...) {
+    if (!existed) fs::remove(dir, ec);  // the folder made for the lock, if still empty
+    throw;
+  }
+}
+
 Issued issue_to_files(const Ca& ca, const CertSpec& spec, KeyAlgorithm algorithm,
                       const fs::path& prefix, TimePoint now) {
   const fs::path cp = prefix.string() + ".pem", kp = prefix.string() + "-key.pem";
@@ -504,6 +526,7 @@ std::vector<std::string> rewrite_kubeconfigs(const fs::path& dir, const std::str
 std::vector<Renewed> renew_offline(const fs::path& dir, const std::string& name, bool rotate_key,
                                    TimePoint now) {
   if (!fs::is_directory(dir)) throw InputError("--pki: " + dir.string() + " is not a folder");
+  FolderLock lock(dir);
   const auto all = pem_certificates(dir);
   std::vector<const Found*> targets;
   for (const auto& f : all) {

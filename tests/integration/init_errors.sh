@@ -173,6 +173,10 @@ expect_one_error_line "certs without --pki" "--pki"
 kc 2 kubeconfig --user admin --server https://127.0.0.1:6443 --out "$T/x.conf"
 expect_one_error_line "kubeconfig without --pki" "--pki"
 expect_eq "usage errors wrote nothing" "$(test -e "$T/nowhere" -o -e "$T/x.conf" && echo yes || echo no)" no
+echo "not a folder" >"$T/a-file"
+kc 2 init --config "$T/good.yaml" --pki "$T/a-file"
+expect_one_error_line "init into a file" "--pki: $T/a-file is not a folder"
+expect_eq "init into a file left it as it was" "$(cat "$T/a-file")" "not a folder"
 for cmd in init issue kubeconfig certs demo; do
   kc 0 "$cmd" --help
   expect_contains "$cmd --help" "$OUT" "Usage: kubeca $cmd"

@@ -95,11 +95,28 @@ TEST_F(FsTest, WriteFilesAtomicFailureLeavesNothingBehind) {
 
 TEST_F(FsTest, WriteFilesAtomicClearsTemporariesOfAKilledWriter) {
   write_file_atomic(dir_ / ".ca-key.pem.tmp123456", "from a killed run", 0600);
-  write_file_atomic(dir_ / ".other.pem.tmp42", "not one of ours this time", 0600);
+  write_file_atomic(dir_ / ".w9-key.pem.tmp42", "a worker since dropped from the config", 0600);
   write_file_atomic(dir_ / ".ca-key.pem.tmpx", "not a temporary's name", 0600);
+  write_file_atomic(dir_ / "notes.tmp1", "not a dot file", 0600);
   write_files_atomic({{{dir_ / "ca-key.pem", "key", 0600}}});
-  EXPECT_EQ(names(dir_),
-            (std::set<std::string>{"ca-key.pem", ".other.pem.tmp42", ".ca-key.pem.tmpx"}));
+  EXPECT_EQ(names(dir_), (std::set<std::string>{"ca-key.pem", ".ca-key.pem.tmpx", "notes.tmp1"}));
+}
+
+TEST_F(FsTest, FolderLockIsExclusiveAndReleased) {
+  const fs::path pki = dir_ / "pki";
+  {
+    FolderLock first(pki);  // makes the folder
+    EXPECT_TRUE(fs::is_directory(pki));
+    try {
+      FolderLock second(pki);
+      ADD_FAILURE() << "a second lock on the same folder was granted";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("another kubeca is writing " + pki.string()),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_NO_THROW(FolderLock again(pki));
 }
 
 TEST_F(FsTest, WriteFilesAtomicOfNothingIsNothing) {

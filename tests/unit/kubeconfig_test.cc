@@ -62,6 +62,17 @@ TEST(Kubeconfig, NamesThatNeedQuotingStayIntact) {
   EXPECT_EQ(decode(root["users"][0]["user"]["client-key-data"]), s.client_key_pem);
 }
 
+TEST(Kubeconfig, EmptyDataIsAnEmptyStringNotNull) {
+  KubeconfigSpec s = spec("kubernetes", "admin");
+  s.ca_pem = "";
+  const std::string doc = render_kubeconfig(s);
+  EXPECT_NE(doc.find("certificate-authority-data: \"\"\n"), std::string::npos) << doc;
+  const YAML::Node ca = YAML::Load(doc)["clusters"][0]["cluster"]["certificate-authority-data"];
+  EXPECT_TRUE(ca.IsScalar());
+  EXPECT_EQ(ca.as<std::string>(), "");
+  EXPECT_EQ(decode(YAML::Load(doc)["users"][0]["user"]["client-key-data"]), s.client_key_pem);
+}
+
 TEST(Kubeconfig, FileReferencesReadBack) {
   char tmpl[] = "/tmp/kubeca-kubeconfig-test.XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);

@@ -17,10 +17,27 @@ struct FileWrite {
   unsigned mode = 0644;
 };
 // Writes many files, each atomically as above, for the price of one flush: every file goes to
-// a temporary name, one syncfs() makes them all durable, then they are renamed into place a
-// group at a time, the folders synced after each group. A crash leaves each file old or new,
-// and no file of a group in place unless every earlier group is.
+// a temporary name, one syncfs() per file system makes them all durable, then they are
+// renamed into place a group at a time, the folders synced after each group. A crash leaves
+// each file old or new, and no file of a group in place unless every earlier group is. A
+// failure before the renames leaves no file (folders made on the way stay). Temporaries a
+// killed writer left in those folders are removed first: hold a FolderLock on them.
+// syncfs() flushes the whole file system, other programs' data too, and reports write
+// errors from Linux 5.8 on.
 void write_files_atomic(const std::vector<std::vector<FileWrite>>& groups);
+
+// An exclusive flock() on a folder (made if missing) for as long as the object lives: one
+// kubeca at a time writes a PKI folder. A second one fails at once, naming the folder.
+class FolderLock {
+ public:
+  explicit FolderLock(const std::filesystem::path& dir);
+  ~FolderLock();
+  FolderLock(const FolderLock&) = delete;
+  FolderLock& operator=(const FolderLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
 
 std::string read_file(const std::filesystem::path& path);
 bool file_exists(const std::filesystem::path& path);
