@@ -173,6 +173,7 @@ void write_files_atomic(const std::vector<std::vector<FileWrite>>& groups) {
         for (size_t h = g + 1; h < temps.size(); ++h) {
           for (const auto& t : temps[h]) ::unlink(t.c_str());
         }
+        for (const auto& d : dirs) sync_dir(d);  // what did land stays landed
         throw;
       }
     }
