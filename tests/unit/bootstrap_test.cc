@@ -15,6 +15,7 @@
 #include "kubeca/fs.h"
 #include "kubeca/pki.h"
 #include "kubeca/template.h"
+#include "test_support.h"
 
 namespace kubeca {
 namespace {
@@ -24,12 +25,7 @@ using nlohmann::json;
 
 const fs::path kSource = fs::path(KUBECA_TEST_DATA) / "../..";
 
-fs::path temp_dir(const std::string& tag) {
-  std::random_device rd;
-  fs::path p = fs::temp_directory_path() / ("kubeca-bootstrap-" + tag + std::to_string(rd()));
-  fs::create_directories(p);
-  return p;
-}
+fs::path temp_dir(const std::string& tag) { return test::make_temp_dir("kubeca-bootstrap-" + tag); }
 
 Config example(const std::string& name) {
   Config c = load_config((kSource / "examples" / (name + ".yaml")).string(), "");

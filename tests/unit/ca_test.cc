@@ -24,6 +24,7 @@
 #include "kubeca/config.h"
 #include "kubeca/keys.h"
 #include "kubeca/profile.h"
+#include "test_support.h"
 
 namespace kubeca {
 namespace {
@@ -67,10 +68,7 @@ pki: {ca_validity: 87600h, cert_validity: 8760h}
   return c;
 }
 
-Strings Sorted(Strings v) {
-  std::sort(v.begin(), v.end());
-  return v;
-}
+using test::Sorted;
 
 // The subject as "CN=..", "O=.." in certificate order; any other attribute by its OID.
 Strings SubjectOf(const Botan::X509_Certificate& cert) {
@@ -504,11 +502,7 @@ TEST(CaPin, IsSha256OfTheSubjectPublicKeyInfo) {
 
 class CaFiles : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "kubeca-ca-test-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
+  void SetUp() override { dir_ = test::make_temp_dir("kubeca-ca-test"); }
   void TearDown() override { fs::remove_all(dir_); }
   fs::path Write(const std::string& name, const std::string& text) {
     std::ofstream(dir_ / name) << text;

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "test_support.h"
+
 namespace kubeca {
 namespace {
 
@@ -392,11 +394,7 @@ TEST(ConfigValidation, MalformedYamlNamesTheLine) {
 // Files on disk for load_config, removed at the end.
 class ConfigFiles : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "kubeca-config-test-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
+  void SetUp() override { dir_ = test::make_temp_dir("kubeca-config-test"); }
   void TearDown() override { fs::remove_all(dir_); }
   std::string Write(const std::string& name, const std::string& text) {
     const fs::path p = dir_ / name;

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "test_support.h"
+
 namespace kubeca {
 namespace {
 
@@ -16,11 +18,7 @@ namespace fs = std::filesystem;
 
 class FsTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/kubeca-fs-test.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
+  void SetUp() override { dir_ = test::make_temp_dir("kubeca-fs-test"); }
   void TearDown() override { fs::remove_all(dir_); }
 
   // Every name in the folder, dot files (temporaries) included.

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "kubeca/fs.h"
+#include "test_support.h"
 
 namespace kubeca {
 namespace {
@@ -74,9 +75,7 @@ TEST(Kubeconfig, EmptyDataIsAnEmptyStringNotNull) {
 }
 
 TEST(Kubeconfig, FileReferencesReadBack) {
-  char tmpl[] = "/tmp/kubeca-kubeconfig-test.XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
-  const std::filesystem::path dir = tmpl;
+  const std::filesystem::path dir = test::make_temp_dir("kubeca-kubeconfig-test");
   KubeconfigSpec s = spec("kubernetes", "system:node:w1");
   write_file_atomic(dir / "ca.pem", s.ca_pem);
   write_file_atomic(dir / "w1.pem", s.client_cert_pem);

@@ -10,6 +10,7 @@
 
 #include "kubeca/config.h"
 #include "kubeca/pki.h"
+#include "test_support.h"
 
 namespace kubeca {
 namespace {
@@ -31,10 +32,7 @@ pki: {key_algorithm: ecdsa-p256, ca_validity: 87600h, cert_validity: 8760h}
   return c;
 }
 
-Strings Sorted(Strings v) {
-  std::sort(v.begin(), v.end());
-  return v;
-}
+using test::Sorted;
 
 // One row of product.md's profile table, as make_spec should give it.
 struct Row {

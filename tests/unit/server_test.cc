@@ -25,6 +25,7 @@
 #include "kubeca/keys.h"
 #include "kubeca/pki.h"
 #include "kubeca/token.h"
+#include "test_support.h"
 
 namespace kubeca {
 namespace {
@@ -34,9 +35,7 @@ namespace fs = std::filesystem;
 class ServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "kubeca-server-test-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
+    dir_ = test::make_temp_dir("kubeca-server-test");
     config_.master_host = "127.0.0.1";
     config_.master_name = "m1";
     config_.workers = {{"n1", "127.0.0.2"}};
