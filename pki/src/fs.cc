@@ -79,24 +79,25 @@ void rename_into(const std::filesystem::path& tmp, const std::filesystem::path& 
   }
 }
 
-void sync_dir(const std::filesystem::path& dir) {
-  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+int open_dir(const std::filesystem::path& dir) {
+  return ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
-// As sync_dir, but a folder that cannot be synced is an error: a batch's order depends on it.
-// EINVAL is a file system without folder fsync, where there is nothing more to do.
-void sync_dir_or_throw(const std::filesystem::path& dir) {
-  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) fail("cannot open", dir);
-  const int rc = ::fsync(dfd);
-  const int saved = errno;
+// fsync of a folder: 0, or the errno of the open or the fsync.
+int fsync_dir(const std::filesystem::path& dir) {
+  const int dfd = open_dir(dir);
+  if (dfd < 0) return errno;
+  const int rc = ::fsync(dfd) == 0 ? 0 : errno;
   ::close(dfd);
-  if (rc != 0 && saved != EINVAL) {
-    errno = saved;
+  return rc;
+}
+
+// A batch's order depends on its folder syncs, so there a failed one is an error. EINVAL is
+// a file system without folder fsync, where there is nothing more to do.
+void sync_dir_or_throw(const std::filesystem::path& dir) {
+  const int rc = fsync_dir(dir);
+  if (rc != 0 && rc != EINVAL) {
+    errno = rc;
     fail("cannot sync the folder", dir);
   }
 }
@@ -113,7 +114,7 @@ bool is_temporary_name(const std::string& name) {
 
 void write_file_atomic(const std::filesystem::path& path, const std::string& data, unsigned mode) {
   rename_into(write_temporary(path, data, mode, true), path);
-  sync_dir(path.parent_path());
+  (void)fsync_dir(path.parent_path());
 }
 
 void write_files_atomic(const std::vector<std::vector<FileWrite>>& groups) {
@@ -137,18 +138,16 @@ void write_files_atomic(const std::vector<std::vector<FileWrite>>& groups) {
       for (const auto& t : g) ::unlink(t.c_str());
     }
   };
-  std::set<std::filesystem::path> dirs;
   try {
     for (size_t g = 0; g < groups.size(); ++g) {
       for (const auto& f : groups[g]) {
         temps[g].push_back(write_temporary(f.path, f.data, f.mode, false));
-        dirs.insert(f.path.parent_path());
       }
     }
     // One flush per file system for every file: an fsync each costs a device flush each.
     std::set<dev_t> flushed;
-    for (const auto& d : dirs) {
-      int dfd = ::open(d.empty() ? "." : d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    for (const auto& d : folders) {
+      int dfd = open_dir(d);
       if (dfd < 0) fail("cannot open", d);
       struct stat st {};
       int rc = ::fstat(dfd, &st);
@@ -169,22 +168,19 @@ void write_files_atomic(const std::vector<std::vector<FileWrite>>& groups) {
       try {
         rename_into(temps[g][i], groups[g][i].path);
       } catch (...) {
-        for (size_t j = i + 1; j < temps[g].size(); ++j) ::unlink(temps[g][j].c_str());
-        for (size_t h = g + 1; h < temps.size(); ++h) {
-          for (const auto& t : temps[h]) ::unlink(t.c_str());
-        }
-        for (const auto& d : dirs) sync_dir(d);  // what did land stays landed
+        remove_temps();                                    // the ones not renamed yet
+        for (const auto& d : folders) (void)fsync_dir(d);  // what did land stays landed
         throw;
       }
     }
     // This group's names are on disk before the next group's renames begin.
-    for (const auto& d : dirs) sync_dir_or_throw(d);
+    for (const auto& d : folders) sync_dir_or_throw(d);
   }
 }
 
 FolderLock::FolderLock(const std::filesystem::path& dir) {
   std::filesystem::create_directories(dir);
-  fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  fd_ = open_dir(dir);
   if (fd_ < 0) fail("cannot open", dir);
   if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
     const int saved = errno;
