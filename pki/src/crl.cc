@@ -1,6 +1,5 @@
 #include "kubeca/crl.h"
 
-#include <botan/auto_rng.h>
 #include <botan/pem.h>
 #include <botan/pkix_types.h>
 #include <botan/x509_ca.h>
@@ -41,7 +40,7 @@ std::string Crl::pem() const { return Botan::PEM_Code::encode(der, "X509 CRL"); 
 
 Crl make_crl(const Ca& ca, const std::vector<CertRecord>& records, TimePoint now,
              std::chrono::seconds lifetime) {
-  Botan::AutoSeeded_RNG rng;
+  Botan::RandomNumberGenerator& rng = thread_rng();
   Botan::X509_CA x509_ca(ca.certificate(), ca.key(), signature_hash(ca.key()), rng);
   std::vector<Botan::CRL_Entry> entries;
   const auto& ca_subject = ca.certificate().subject_dn();

@@ -1,6 +1,5 @@
 #include "kubeca/node.h"
 
-#include <botan/auto_rng.h>
 #include <botan/pkcs10.h>
 #include <botan/x509self.h>
 #include <fcntl.h>
@@ -209,7 +208,7 @@ NodeRequestResult node_request(const NodeRequestOptions& o) {
                              "; refusing to go on (wrong server, or a man in the middle)");
   }
 
-  Botan::AutoSeeded_RNG rng;
+  Botan::RandomNumberGenerator& rng = thread_rng();
   auto key = generate_key(*algorithm, rng);
   Botan::X509_Cert_Options opts;
   if (o.profile == "kubelet") opts.common_name = "system:node:" + o.name;
@@ -288,7 +287,7 @@ void run_hook(const RenewOptions& o) {
 // One renewal attempt. Returns the HTTP result; on 201 the new pair is in place.
 HttpResult renew_once(const RenewOptions& o, const Pair& current, std::string& serial) {
   const std::string ca_pem = read_file(o.ca_file);
-  Botan::AutoSeeded_RNG rng;
+  Botan::RandomNumberGenerator& rng = thread_rng();
   std::unique_ptr<Botan::Private_Key> key;
   if (o.rotate_key) {
     key = generate_key(algorithm_of(*load_private_key_pem(current.key_pem)), rng);

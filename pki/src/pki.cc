@@ -1,6 +1,5 @@
 #include "kubeca/pki.h"
 
-#include <botan/auto_rng.h>
 #include <botan/base64.h>
 #include <botan/data_src.h>
 #include <botan/pkix_types.h>
@@ -17,6 +16,7 @@
 #include <thread>
 
 #include "kubeca/fs.h"
+#include "kubeca/keys.h"
 #include "kubeca/kubeconfig.h"
 #include "kubeca/node.h"
 
@@ -211,7 +211,7 @@ InitReport init_pki_locked(const Config& c, const fs::path& dir, TimePoint now,
     }
   }
 
-  Botan::AutoSeeded_RNG rng;
+  Botan::RandomNumberGenerator& rng = thread_rng();
   std::map<Profile, std::unique_ptr<Ca>> cas;
   std::vector<Output> outputs;
   std::set<std::string> serials;
@@ -385,7 +385,7 @@ Issued issue_to_files(const Ca& ca, const CertSpec& spec, KeyAlgorithm algorithm
           p.string() + " exists; choose another --out or renew it with `kubeca certs renew`");
     }
   }
-  Botan::AutoSeeded_RNG rng;
+  Botan::RandomNumberGenerator& rng = thread_rng();
   auto key = generate_key(algorithm, rng);
   auto cert = ca.issue(spec, *key, now, random_serial(rng), rng);
   Issued out{cert, to_pem(cert), private_key_pem(*key)};
@@ -545,7 +545,7 @@ std::vector<Renewed> renew_offline(const fs::path& dir, const std::string& name,
   };
   std::vector<Plan> plans;
   std::map<std::string, std::unique_ptr<Ca>> cas;
-  Botan::AutoSeeded_RNG rng;
+  Botan::RandomNumberGenerator& rng = thread_rng();
   for (const Found* f : targets) {
     const Found* issuer = nullptr;
     for (const auto& c : all) {

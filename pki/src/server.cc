@@ -1,6 +1,5 @@
 #include "kubeca/server.h"
 
-#include <botan/auto_rng.h>
 #include <botan/data_src.h>
 #include <botan/pkcs10.h>
 #include <botan/pkix_types.h>
@@ -718,7 +717,7 @@ SigningServer::SigningServer(const Config& config, const std::filesystem::path& 
     if (reissue) std::cerr << "kubeca: " << cp.string() << " is expired or not from this CA\n";
   }
   if (reissue) {
-    Botan::AutoSeeded_RNG rng;
+    Botan::RandomNumberGenerator& rng = thread_rng();
     const auto key = generate_key(*parse_key_algorithm(config.key_algorithm), rng);
     const auto cert = m.ca->issue(signer, *key, Clock::now(), random_serial(rng), rng);
     install_pair(cp, kp, to_pem(cert), private_key_pem(*key));

@@ -1,11 +1,11 @@
 #include "kubeca/token.h"
 
-#include <botan/auto_rng.h>
 #include <botan/hash.h>
 #include <botan/hex.h>
 #include <botan/mem_ops.h>
 
 #include "kubeca/config.h"
+#include "kubeca/keys.h"
 #include "kubeca/net.h"
 #include "kubeca/pki.h"
 #include "kubeca/profile.h"
@@ -34,7 +34,7 @@ bool valid_part(const std::string& s, size_t len) {
 }  // namespace
 
 std::string generate_token() {
-  Botan::AutoSeeded_RNG rng;
+  Botan::RandomNumberGenerator& rng = thread_rng();
   return random_chars(rng, 6) + "." + random_chars(rng, 16);
 }
 

@@ -6,7 +6,6 @@
 
 #include <fstream>
 #include <map>
-#include <random>
 #include <regex>
 #include <set>
 
