@@ -35,6 +35,8 @@ export LC_ALL=C  # `times` and awk read decimals with a dot
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$HERE/../lib.sh"
 REPS=${REPS:-3}
 KEYGEN_SAMPLES=${KEYGEN_SAMPLES:-40}
 WORKERS=${WORKERS:-100}
@@ -179,14 +181,10 @@ run_kubeca() {  # ALGO DIR
 }
 
 # --- timing --------------------------------------------------------------------------------
-# The CPU seconds (user + sys) this shell's children have used so far. `times` must run in
-# this shell, not in a $(...) subshell (which counts only its own children): it writes a file.
+# The CPU seconds (user + sys) this shell's children have used so far: snap_cpu in this
+# shell, then read_cpu (bench/lib.sh).
 snap_cpu() { times >"$WORK/.times"; }
-read_cpu() {
-  awk 'NR == 2 { s = 0
-    for (i = 1; i <= NF; i++) { split($i, p, "m"); sub("s", "", p[2]); s += p[1] * 60 + p[2] }
-    printf "%.3f", s }' "$WORK/.times"
-}
+read_cpu() { children_cpu "$WORK/.times"; }
 
 declare -A WALL CPU  # "tool algo" -> space-separated samples
 timed() {  # TOOL ALGO DIR

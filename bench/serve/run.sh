@@ -17,6 +17,8 @@ export LC_ALL=C  # `times` and awk read decimals with a dot
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$HERE/../lib.sh"
 KUBECA=${KUBECA:-$ROOT/build-perf/kubeca}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-16}
@@ -118,13 +120,6 @@ check_one() {
 
 declare -A RPS P50 P99 RSS ERRS CPU LOAD WRK_CPU
 
-# CPU seconds (user + sys) of this shell's finished children, from a file `times` wrote:
-# `times` must run in this shell itself, since in a $(...) subshell it counts only its own.
-children_cpu() {
-  awk 'NR == 2 { s = 0
-    for (i = 1; i <= NF; i++) { split($i, p, "m"); sub("s", "", p[2]); s += p[1] * 60 + p[2] }
-    printf "%.3f", s }' "$1"
-}
 
 # load NAME ALG URL BODY PID [TOKEN]
 load() {
