@@ -10,8 +10,8 @@
 #include <botan/x509_key.h>
 
 #include <algorithm>
-#include <atomic>
-#include <thread>
+
+#include "kubeca/parallel.h"
 
 namespace kubeca {
 
@@ -71,22 +71,8 @@ std::unique_ptr<Botan::Private_Key> generate_key(KeyAlgorithm a,
 std::vector<std::unique_ptr<Botan::Private_Key>> generate_keys(KeyAlgorithm a, size_t n,
                                                                unsigned threads) {
   std::vector<std::unique_ptr<Botan::Private_Key>> keys(n);
-  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
-  threads = static_cast<unsigned>(std::min<size_t>(threads, n));
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t i; (i = next++) < n;) keys[i] = generate_key(a, thread_rng());
-  };
-  std::vector<std::thread> pool;
-  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
-  std::exception_ptr error;
-  try {
-    work();
-  } catch (...) {
-    error = std::current_exception();
-  }
-  for (auto& t : pool) t.join();
-  if (error) std::rethrow_exception(error);
+  parallel_for(n, threads == 0 ? cpu_threads() : threads,
+               [&](size_t i) { keys[i] = generate_key(a, thread_rng()); });
   return keys;
 }
 

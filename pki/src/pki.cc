@@ -8,17 +8,15 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <atomic>
 #include <ctime>
 #include <map>
-#include <mutex>
 #include <set>
-#include <thread>
 
 #include "kubeca/fs.h"
 #include "kubeca/keys.h"
 #include "kubeca/kubeconfig.h"
 #include "kubeca/node.h"
+#include "kubeca/parallel.h"
 
 namespace kubeca {
 
@@ -90,49 +88,6 @@ struct Item {
   std::unique_ptr<Botan::Private_Key> key;
   std::unique_ptr<Botan::X509_Certificate> cert;
 };
-
-struct Output {
-  fs::path rel;
-  std::string data;
-  unsigned mode;
-};
-
-unsigned cpu_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
-
-// Runs fn(i, thread) for every i in [0, n) on up to `threads` threads, this one included;
-// `thread` is in [0, threads). After a failure no new i starts; once all have stopped, the
-// failure of the lowest i is rethrown (the one a sequential loop would have met first).
-template <class Fn>
-void parallel_for(size_t n, unsigned threads, const Fn& fn) {
-  threads = static_cast<unsigned>(std::min<size_t>(std::max(1u, threads), n));
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
-  std::mutex mu;
-  size_t error_at = n;
-  std::exception_ptr error;
-  auto work = [&](unsigned t) {
-    for (size_t i; !failed && (i = next++) < n;) {
-      try {
-        fn(i, t);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (i < error_at) error_at = i, error = std::current_exception();
-        failed = true;
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  for (unsigned t = 1; t < threads; ++t) {
-    try {
-      pool.emplace_back(work, t);
-    } catch (const std::system_error&) {
-      break;  // fewer threads, same work
-    }
-  }
-  work(0);
-  for (auto& t : pool) t.join();
-  if (error) std::rethrow_exception(error);
-}
 
 }  // namespace
 
@@ -213,7 +168,7 @@ InitReport init_pki_locked(const Config& c, const fs::path& dir, TimePoint now,
 
   Botan::RandomNumberGenerator& rng = thread_rng();
   std::map<Profile, std::unique_ptr<Ca>> cas;
-  std::vector<Output> outputs;
+  std::vector<FileWrite> outputs;  // paths relative to dir
   std::set<std::string> serials;
   std::vector<std::string> others;  // managed files beside the certificate/key pairs
   // The CAs and the checks here, in order; the certificates the CAs issue are signed after
@@ -258,7 +213,7 @@ InitReport init_pki_locked(const Config& c, const fs::path& dir, TimePoint now,
   // keeps a signer per concurrent caller), each thread with its own RNG.
   const unsigned sign_threads =
       static_cast<unsigned>(std::min<size_t>(cpu_threads(), to_issue.size()));
-  parallel_for(to_issue.size(), sign_threads, [&](size_t j, unsigned) {
+  parallel_for(to_issue.size(), sign_threads, [&](size_t j) {
     Item& it = items[to_issue[j]];
     const Ca& ca = *cas.at(issuer_of(it.spec.profile));
     it.cert = std::make_unique<Botan::X509_Certificate>(
@@ -307,7 +262,7 @@ InitReport init_pki_locked(const Config& c, const fs::path& dir, TimePoint now,
     kubeconfig("scheduler.conf", find(Profile::kScheduler));
   }
   std::vector<std::string> rendered(kubeconfigs.size());
-  parallel_for(kubeconfigs.size(), cpu_threads(), [&](size_t j, unsigned) {
+  parallel_for(kubeconfigs.size(), cpu_threads(), [&](size_t j) {
     const Item& it = *kubeconfigs[j].second;
     KubeconfigSpec k{c.cluster_name,
                      c.apiserver_url(),
@@ -335,15 +290,15 @@ InitReport init_pki_locked(const Config& c, const fs::path& dir, TimePoint now,
   fs::create_directories(dir);
   ::chmod(dir.c_str(), 0700);
   std::stable_sort(outputs.begin(), outputs.end(),
-                   [](const Output& a, const Output& b) { return a.mode < b.mode; });
+                   [](const FileWrite& a, const FileWrite& b) { return a.mode < b.mode; });
   InitReport report;
   std::set<std::string> created;
   // Every 0600 file (keys, kubeconfigs) is in place before the first 0644 one.
   std::vector<std::vector<FileWrite>> groups;
   for (size_t i = 0; i < outputs.size(); ++i) {
     if (i == 0 || outputs[i].mode != outputs[i - 1].mode) groups.emplace_back();
-    groups.back().push_back({dir / outputs[i].rel, std::move(outputs[i].data), outputs[i].mode});
-    created.insert(outputs[i].rel.string());
+    groups.back().push_back({dir / outputs[i].path, std::move(outputs[i].data), outputs[i].mode});
+    created.insert(outputs[i].path.string());
   }
   write_files_atomic(groups);
   for (const auto& it : items) {
