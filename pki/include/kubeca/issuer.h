@@ -1,0 +1,108 @@
+// The signing service without its transport: sign with a token, renew with a certificate,
+// tokens, revocation and the CRL, the failure limiter and the audit log. HTTP (server.h)
+// turns requests into these calls; a test or a second transport can drive them directly.
+#pragma once
+
+#include <botan/x509cert.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kubeca/ca.h"
+#include "kubeca/config.h"
+#include "kubeca/crl.h"
+#include "kubeca/store.h"
+
+namespace kubeca {
+
+// A refusal, as the client sees it: HTTP status, snake_case code, one-line message.
+struct ServiceError {
+  ServiceError(int s, std::string c, std::string m, int retry = 0)
+      : status(s), code(std::move(c)), message(std::move(m)), retry_after(retry) {}
+  int status;
+  std::string code;
+  std::string message;
+  int retry_after = 0;  // seconds; sent as Retry-After when positive
+  std::string profile;  // the profile asked for, once validated; "" before
+};
+
+// Who is asking: the remote address, the mTLS certificate when one was presented.
+struct Caller {
+  std::string remote;
+  std::optional<Botan::X509_Certificate> certificate;
+};
+
+struct IssuerOptions {
+  int max_failures = 10;  // failed token attempts from one address before 429
+  std::chrono::seconds failure_window{60};
+  std::chrono::seconds crl_lifetime{86400};  // nextUpdate - thisUpdate of each CRL
+  std::string audit_log;  // a file (appended, one JSON line per decision); empty: stdout
+};
+
+struct SignRequest {
+  std::string bearer;  // the Authorization header's token, "" when absent
+  bool has_csr = false;
+  std::string csr_pem;
+  std::string profile;     // "" when the body names none
+  std::string body_error;  // set when the body is not JSON: refused after the token checks
+};
+
+struct Issuance {
+  std::string certificate;  // PEM
+  std::string ca;           // PEM of the issuing CA
+  std::string serial;
+  std::string subject;
+  std::string profile;
+  TimePoint not_after;
+};
+
+struct RevokeRequest {
+  std::string serial;       // hex, or ""
+  std::string certificate;  // PEM, or ""
+  std::optional<std::string> reason;
+};
+
+class Issuer {
+ public:
+  // Loads the CA (and front-proxy/etcd CAs when present) from `pki_dir`.
+  Issuer(const Config& config, const std::filesystem::path& pki_dir, Store& store,
+         const IssuerOptions& options);
+  ~Issuer();
+
+  // Each throws ServiceError on refusal, audits the decision, and changes nothing then.
+  Issuance sign(const Caller& caller, const SignRequest& request);
+  Issuance renew(const Caller& caller, bool has_csr, const std::string& csr_pem);
+  // Admin calls: the caller's certificate must carry O=system:masters.
+  void require_admin(const Caller& caller);
+  TokenRecord create_token(const Caller& caller, const std::string& node,
+                           const std::vector<std::string>& ips, const std::string& profile,
+                           int uses, const std::string& ttl, std::string& token_out);
+  std::vector<TokenRecord> list_tokens();
+  void revoke_token(const Caller& caller, const std::string& id);
+  std::vector<CertRecord> list_certificates();
+  CertRecord revoke(const Caller& caller, const RevokeRequest& request);
+
+  // The current CRL: made again on revocation and before half its life.
+  Crl current_crl();
+  // True when `remote` has failed too often and must wait.
+  bool blocked(const std::string& remote);
+  bool store_healthy();
+
+  const Ca& ca() const;
+  // Issues the signer's own TLS certificate when missing, expired or from another CA;
+  // returns {certificate PEM, key PEM}.
+  std::pair<std::string, std::string> signer_credentials();
+  // Certificates issued since start, by profile.
+  std::vector<std::pair<std::string, uint64_t>> issued_counts() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kubeca

@@ -1,0 +1,475 @@
+#include "kubeca/issuer.h"
+
+#include <algorithm>
+#include <atomic>
+#include <deque>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "kubeca/csr.h"
+#include "kubeca/fs.h"
+#include "kubeca/keys.h"
+#include "kubeca/node.h"
+#include "kubeca/pki.h"
+#include "kubeca/token.h"
+
+namespace kubeca {
+
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::system_clock;
+
+// Failed credential attempts per remote address, in a sliding window.
+class FailureLimiter {
+ public:
+  FailureLimiter(int max, std::chrono::seconds window) : max_(max), window_(window) {}
+  bool blocked(const std::string& addr) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& q = prune(addr);
+    return static_cast<int>(q.size()) >= max_;
+  }
+  void fail(const std::string& addr) {
+    std::lock_guard<std::mutex> lock(mu_);
+    prune(addr).push_back(std::chrono::steady_clock::now());
+  }
+
+ private:
+  std::deque<std::chrono::steady_clock::time_point>& prune(const std::string& addr) {
+    auto& q = failures_[addr];
+    const auto cutoff = std::chrono::steady_clock::now() - window_;
+    while (!q.empty() && q.front() < cutoff) q.pop_front();
+    return q;
+  }
+  int max_;
+  std::chrono::seconds window_;
+  std::mutex mu_;
+  std::map<std::string, std::deque<std::chrono::steady_clock::time_point>> failures_;
+};
+
+struct ParsedCsr {
+  std::unique_ptr<Csr> req;
+  std::unique_ptr<Botan::Public_Key> key;
+};
+
+// Decoded with Botan, the self-signature checked once with OpenSSL (kubeca/csr.h says why).
+ParsedCsr parse_csr(bool has_csr, const std::string& pem) {
+  if (!has_csr) {
+    throw ServiceError{400, "missing_csr", "the body needs a \"csr\" field with a PEM CSR"};
+  }
+  if (pem.find("-----BEGIN CERTIFICATE REQUEST-----") == std::string::npos) {
+    throw ServiceError{400, "malformed_csr", "csr is not a PEM CERTIFICATE REQUEST"};
+  }
+  ParsedCsr out;
+  try {
+    out.req = std::make_unique<Csr>(Csr::from_pem(pem));
+    out.key = out.req->subject_public_key();
+  } catch (const std::exception& e) {
+    throw ServiceError{400, "malformed_csr", std::string("csr cannot be parsed: ") + e.what()};
+  }
+  // A bad self-signature is reported before a weak key, as when Botan checked it.
+  if (!out.req->self_signature_ok()) {
+    throw ServiceError{400, "bad_csr_signature", "the CSR's self-signature does not verify"};
+  }
+  const std::string weak = weak_key_reason(*out.key);
+  if (!weak.empty()) throw ServiceError{403, "weak_key", weak};
+  if (out.req->is_CA()) {
+    throw ServiceError{403, "ca_not_allowed", "the CSR asks for a CA certificate (CA:TRUE)"};
+  }
+  return out;
+}
+
+// A CSR may leave its subject and names empty, or repeat the ones it will get; asking for
+// anything else is refused rather than silently dropped.
+void check_csr_names(const Csr& req, const CertSpec& spec, const std::set<std::string>& extra_cns) {
+  const auto& dn = req.subject_dn();
+  for (const auto& [oid, value] : dn.dn_info()) {
+    const std::string n = oid.to_formatted_string();
+    const std::string v = value.value();
+    if (n == "X520.Organization") {
+      if (std::find(spec.organizations.begin(), spec.organizations.end(), v) ==
+          spec.organizations.end()) {
+        throw ServiceError{403, v == "system:masters" ? "group_not_allowed" : "name_not_allowed",
+                           "the CSR asks for O=" + v + ", which this credential does not grant"};
+      }
+    } else if (n == "X520.CommonName") {
+      if (v != spec.common_name && !extra_cns.count(v)) {
+        throw ServiceError{
+            403, "name_not_allowed",
+            "the CSR asks for CN=" + v + "; this credential is for " + spec.common_name};
+      }
+    } else {
+      throw ServiceError{403, "name_not_allowed",
+                         "the CSR's subject has " + n + ", which is not allowed"};
+    }
+  }
+  for (const auto& [type, value] : req.subject_alt_name().get_attributes()) {
+    const auto& allowed = type == "DNS" ? spec.dns_names : spec.ip_addresses;
+    if ((type != "DNS" && type != "IP") ||
+        std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
+      throw ServiceError{
+          403, "name_not_allowed",
+          "the CSR asks for " + type + ":" + value + ", which this credential does not grant"};
+    }
+  }
+}
+
+std::string token_message(TokenUse r) {
+  switch (r) {
+    case TokenUse::kUnknown:
+      return "unknown token";
+    case TokenUse::kRevoked:
+      return "the token was revoked";
+    case TokenUse::kExpired:
+      return "the token has expired";
+    case TokenUse::kUsedUp:
+      return "the token has no uses left";
+    default:
+      return "token refused";
+  }
+}
+
+}  // namespace
+
+struct Issuer::Impl {
+  Config config;
+  std::filesystem::path pki_dir;
+  Store& store;
+  IssuerOptions options;
+  std::unique_ptr<Ca> ca;
+  std::map<Profile, std::unique_ptr<Ca>> other_cas;  // front-proxy-ca, etcd-ca when present
+  FailureLimiter limiter;
+  std::mutex audit_mu;
+  std::ofstream audit_file;
+  std::mutex crl_mu;
+  Crl crl;
+  std::set<std::string> crl_serials;  // what the cached CRL lists
+  mutable std::mutex counts_mu;
+  std::map<std::string, uint64_t> issued;
+
+  Impl(const Config& c, const std::filesystem::path& dir, Store& s, const IssuerOptions& o)
+      : config(c), pki_dir(dir), store(s), options(o), limiter(o.max_failures, o.failure_window) {}
+
+  void audit(const Caller& caller, const std::string& action, const std::string& token_id,
+             const std::string& profile, const std::string& subject, const std::string& serial,
+             const std::string& result, const std::string& detail) {
+    json line = {{"time", format_time(Clock::now())},
+                 {"remote", caller.remote},
+                 {"action", action},
+                 {"token_id", token_id},
+                 {"profile", profile},
+                 {"subject", subject},
+                 {"serial", serial},
+                 {"result", result}};
+    if (!detail.empty()) line["detail"] = detail;
+    const std::string text = line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+    std::lock_guard<std::mutex> lock(audit_mu);
+    if (audit_file.is_open()) {
+      audit_file << text << std::flush;
+    } else {
+      std::cout << text << std::flush;
+    }
+  }
+
+  const Ca& ca_for(Profile p) {
+    const Profile issuer = issuer_of(p);
+    if (issuer == Profile::kCa) return *ca;
+    auto it = other_cas.find(issuer);
+    if (it == other_cas.end()) {
+      throw ServiceError{
+          503, "ca_missing",
+          std::string("the CA for profile ") + to_string(p) + " is not in the PKI folder"};
+    }
+    return *it->second;
+  }
+
+  // Issues and records; `use` stores the record (and spends a token) atomically.
+  Issuance issue(const CertSpec& spec, const Botan::Public_Key& key, const std::string& requester,
+                 const std::function<TokenUse(const CertRecord&)>& use) {
+    Botan::RandomNumberGenerator& rng = thread_rng();
+    const Ca& signer = ca_for(spec.profile);
+    for (int attempt = 0; attempt < 4; ++attempt) {
+      const auto cert = signer.issue(spec, key, Clock::now(), random_serial(rng), rng);
+      CertRecord rec = record_of(cert, to_string(spec.profile), requester);
+      const TokenUse r = use(rec);
+      if (r == TokenUse::kDuplicateSerial) continue;
+      if (r != TokenUse::kOk)
+        throw ServiceError{401, std::string("token_") + to_string(r), token_message(r)};
+      {
+        std::lock_guard<std::mutex> lock(counts_mu);
+        ++issued[rec.profile];
+      }
+      return Issuance{rec.pem,     signer.certificate_pem(),           rec.serial, rec.subject,
+                      rec.profile, cert.not_after().to_std_timepoint()};
+    }
+    throw ServiceError{500, "serial_collision", "could not find a free serial"};
+  }
+
+  // The caller's certificate, checked: issued by our CA, in its validity, not revoked.
+  const Botan::X509_Certificate& client_identity(const Caller& caller) {
+    if (!caller.certificate)
+      throw ServiceError{401, "client_certificate_required",
+                         "this endpoint needs a client certificate (mTLS)"};
+    const auto& cert = *caller.certificate;
+    if (!ca->issued(cert)) {
+      throw ServiceError{401, "unknown_issuer", "the client certificate was not issued by this CA"};
+    }
+    const auto now = Clock::now();
+    if (now > cert.not_after().to_std_timepoint()) {
+      throw ServiceError{401, "certificate_expired",
+                         "the client certificate has expired; the node needs a new token"};
+    }
+    if (now < cert.not_before().to_std_timepoint()) {
+      throw ServiceError{401, "certificate_not_yet_valid",
+                         "the client certificate is not yet valid"};
+    }
+    if (auto rec = store.find_certificate(serial_hex(cert)); rec && rec->status == "revoked") {
+      throw ServiceError{401, "certificate_revoked", "the client certificate has been revoked"};
+    }
+    return cert;
+  }
+
+  // The token named by the Authorization header, checked; failures count for the limiter.
+  TokenRecord check_token(const Caller& caller, const std::string& bearer, std::string& token_id) {
+    if (bearer.empty()) {
+      limiter.fail(caller.remote);
+      throw ServiceError{401, "token_required", "Authorization: Bearer TOKEN is required"};
+    }
+    const auto parts = parse_token(bearer);
+    if (!parts) {
+      limiter.fail(caller.remote);
+      throw ServiceError{401, "token_malformed",
+                         "the token is not of the form [a-z0-9]{6}.[a-z0-9]{16}"};
+    }
+    token_id = parts->id;
+    const auto token = store.find_token(parts->id);
+    if (!token || !secret_matches(parts->secret, token->secret_hash)) {
+      limiter.fail(caller.remote);
+      throw ServiceError{401, "token_invalid", "invalid token"};
+    }
+    const int64_t now = unix_now();
+    if (token->revoked) throw ServiceError{401, "token_revoked", token_message(TokenUse::kRevoked)};
+    if (now >= token->expires_at)
+      throw ServiceError{401, "token_expired", token_message(TokenUse::kExpired)};
+    if (token->uses >= token->uses_allowed)
+      throw ServiceError{401, "token_used_up", token_message(TokenUse::kUsedUp)};
+    return *token;
+  }
+
+  Issuance sign(const Caller& caller, const SignRequest& request, std::string& profile_out,
+                std::string& token_id) {
+    const TokenRecord token = check_token(caller, request.bearer, token_id);
+    if (!request.body_error.empty()) throw ServiceError{400, "malformed_json", request.body_error};
+    const std::string profile_name = request.profile.empty() ? token.profile : request.profile;
+    if (profile_name != token.profile) {
+      throw ServiceError{
+          403, "profile_not_allowed",
+          "the token is bound to profile " + token.profile + ", not " + profile_name};
+    }
+    const auto profile = parse_profile(profile_name);
+    if (!profile || profile_is_ca(*profile)) {
+      throw ServiceError{403, "profile_not_allowed",
+                         "profile " + profile_name + " cannot be requested"};
+    }
+    profile_out = token.profile;
+    ParsedCsr csr = parse_csr(request.has_csr, request.csr_pem);
+    CertSpec spec;
+    try {
+      spec = make_spec(config, *profile, Identity{token.node, token.ips, {}});
+    } catch (const InputError& e) {
+      throw ServiceError{403, "profile_not_allowed", e.what()};
+    }
+    check_csr_names(*csr.req, spec, {token.node, "system:node:" + token.node});
+    return issue(spec, *csr.key, "token:" + token.id,
+                 [&](const CertRecord& rec) { return store.use_token(token.id, rec, unix_now()); });
+  }
+
+  Issuance renew(const Caller& caller, bool has_csr, const std::string& csr_pem,
+                 std::string& profile_out) {
+    const auto& old = client_identity(caller);
+    ParsedCsr csr = parse_csr(has_csr, csr_pem);
+    // The same identity as the certificate presented: subject, names and usages.
+    const auto rec = store.find_certificate(serial_hex(old));
+    const auto profile = rec ? parse_profile(rec->profile) : std::nullopt;
+    CertSpec spec = identity_of(old, profile ? *profile : Profile::kKubelet);
+    if (profile_is_ca(spec.profile) || issuer_of(spec.profile) != Profile::kCa) {
+      throw ServiceError{403, "profile_not_allowed",
+                         "only certificates of the cluster CA renew here"};
+    }
+    profile_out = to_string(spec.profile);
+    check_csr_names(*csr.req, spec, {});
+    return issue(spec, *csr.key, "renew:" + serial_hex(old), [&](const CertRecord& r) {
+      return store.insert_certificate(r) ? TokenUse::kOk : TokenUse::kDuplicateSerial;
+    });
+  }
+
+  // The CRL, made again when the store's revocations changed (the CLI may revoke too) or
+  // half its life has passed, so it is never served past its nextUpdate.
+  Crl current_crl() {
+    const auto records = store.list_certificates();
+    std::set<std::string> revoked;
+    for (const auto& r : records) {
+      if (r.status == "revoked") revoked.insert(r.serial);
+    }
+    const auto now = Clock::now();
+    std::lock_guard<std::mutex> lock(crl_mu);
+    if (crl.der.empty() || revoked != crl_serials ||
+        now - crl.this_update > (crl.next_update - crl.this_update) / 2) {
+      crl = make_crl(*ca, records, now, options.crl_lifetime);
+      crl_serials = revoked;
+    }
+    return crl;
+  }
+};
+
+Issuer::Issuer(const Config& config, const std::filesystem::path& pki_dir, Store& store,
+               const IssuerOptions& options)
+    : impl_(std::make_unique<Impl>(config, pki_dir, store, options)) {
+  Impl& m = *impl_;
+  m.ca = load_ca(pki_dir, Profile::kCa, config.flavor);
+  for (Profile p : {Profile::kFrontProxyCa, Profile::kEtcdCa}) {
+    if (config.flavor != Flavor::kModern) break;
+    const CertSpec spec = make_spec(config, p);
+    if (file_exists(cert_path(pki_dir, spec.file)) && file_exists(key_path(pki_dir, spec.file))) {
+      m.other_cas[p] = load_ca(pki_dir, p, config.flavor);
+    }
+  }
+  m.ca->set_crl_url(config.signer_url + "/v1/crl");
+  if (!options.audit_log.empty()) {
+    m.audit_file.open(options.audit_log, std::ios::app);
+    if (!m.audit_file) throw std::runtime_error("cannot open the audit log " + options.audit_log);
+  }
+}
+
+Issuer::~Issuer() = default;
+
+Issuance Issuer::sign(const Caller& caller, const SignRequest& request) {
+  std::string profile, token_id;
+  try {
+    Issuance out = impl_->sign(caller, request, profile, token_id);
+    impl_->audit(caller, "sign", token_id, profile, out.subject, out.serial, "issued", "");
+    return out;
+  } catch (ServiceError& e) {
+    impl_->audit(caller, "sign", token_id, profile, "", "", "refused", e.code);
+    e.profile = profile;
+    throw;
+  }
+}
+
+Issuance Issuer::renew(const Caller& caller, bool has_csr, const std::string& csr_pem) {
+  std::string profile;
+  try {
+    Issuance out = impl_->renew(caller, has_csr, csr_pem, profile);
+    impl_->audit(caller, "renew", "", profile, out.subject, out.serial, "issued", "");
+    return out;
+  } catch (ServiceError& e) {
+    impl_->audit(caller, "renew", "", profile, "", "", "refused", e.code);
+    e.profile = profile;
+    throw;
+  }
+}
+
+void Issuer::require_admin(const Caller& caller) {
+  const auto& cert = impl_->client_identity(caller);
+  const auto orgs = cert.subject_info("X520.Organization");
+  if (std::find(orgs.begin(), orgs.end(), "system:masters") == orgs.end()) {
+    throw ServiceError{403, "admin_required",
+                       "this endpoint needs an admin certificate (O=system:masters)"};
+  }
+}
+
+TokenRecord Issuer::create_token(const Caller& caller, const std::string& node,
+                                 const std::vector<std::string>& ips, const std::string& profile,
+                                 int uses, const std::string& ttl, std::string& token_out) {
+  TokenRequest r;
+  r.node = node;
+  r.ips = ips;
+  r.profile = profile;
+  r.uses = uses;
+  try {
+    r.ttl = parse_duration(ttl);
+    const auto p = parse_profile(r.profile);
+    if (p && !profile_is_ca(*p)) make_spec(impl_->config, *p, Identity{r.node, r.ips, {}});
+    auto [token, t] = kubeca::create_token(impl_->store, r, unix_now());
+    token_out = token;
+    impl_->audit(caller, "token-create", t.id, t.profile, t.node, "", "created", "");
+    return t;
+  } catch (const InputError& e) {
+    throw ServiceError{400, "malformed_request", e.what()};
+  }
+}
+
+std::vector<TokenRecord> Issuer::list_tokens() { return impl_->store.list_tokens(); }
+
+void Issuer::revoke_token(const Caller& caller, const std::string& id) {
+  if (!impl_->store.revoke_token(id)) throw ServiceError{404, "not_found", "no token " + id};
+  impl_->audit(caller, "token-revoke", id, "", "", "", "revoked", "");
+}
+
+std::vector<CertRecord> Issuer::list_certificates() { return impl_->store.list_certificates(); }
+
+CertRecord Issuer::revoke(const Caller& caller, const RevokeRequest& request) {
+  int reason = 0;
+  if (request.reason) {
+    const auto r = parse_revocation_reason(*request.reason);
+    if (!r) throw ServiceError{400, "malformed_request", "reason: not an RFC 5280 reason name"};
+    reason = *r;
+  }
+  if (request.serial.empty() && request.certificate.empty()) {
+    throw ServiceError{400, "malformed_request", "give \"serial\" (hex) or \"certificate\" (PEM)"};
+  }
+  std::optional<CertRecord> rec;
+  try {
+    rec = revoke_certificate(impl_->store, *impl_->ca, request.serial, request.certificate, reason,
+                             unix_now());
+  } catch (const InputError& e) {
+    throw ServiceError{400, "malformed_certificate", e.what()};
+  }
+  if (!rec) {
+    throw ServiceError{404, "not_found", "no certificate with that serial in the store"};
+  }
+  impl_->current_crl();
+  impl_->audit(caller, "revoke", "", "", "", rec->serial, "revoked",
+               revocation_reason_name(rec->reason));
+  return *rec;
+}
+
+Crl Issuer::current_crl() { return impl_->current_crl(); }
+
+bool Issuer::blocked(const std::string& remote) { return impl_->limiter.blocked(remote); }
+
+bool Issuer::store_healthy() { return impl_->store.healthy(); }
+
+const Ca& Issuer::ca() const { return *impl_->ca; }
+
+std::pair<std::string, std::string> Issuer::signer_credentials() {
+  Impl& m = *impl_;
+  const CertSpec signer = make_spec(m.config, Profile::kSigner);
+  const auto cp = cert_path(m.pki_dir, signer.file), kp = key_path(m.pki_dir, signer.file);
+  bool reissue = !file_exists(cp) || !file_exists(kp);
+  if (!reissue) {
+    // An expired signer certificate or one from an older CA would fail every client.
+    const auto current = parse_certificate_pem(read_file(cp));
+    reissue = !m.ca->issued(current) || current.not_after().to_std_timepoint() <= Clock::now();
+    if (reissue) std::cerr << "kubeca: " << cp.string() << " is expired or not from this CA\n";
+  }
+  if (reissue) {
+    Botan::RandomNumberGenerator& rng = thread_rng();
+    const auto key = generate_key(*parse_key_algorithm(m.config.key_algorithm), rng);
+    const auto cert = m.ca->issue(signer, *key, Clock::now(), random_serial(rng), rng);
+    install_pair(cp, kp, to_pem(cert), private_key_pem(*key));
+    std::cerr << "kubeca: issued the signer certificate " << cp.string() << "\n";
+  }
+  return {read_file(cp), read_file(kp)};
+}
+
+std::vector<std::pair<std::string, uint64_t>> Issuer::issued_counts() const {
+  std::lock_guard<std::mutex> lock(impl_->counts_mu);
+  return {impl_->issued.begin(), impl_->issued.end()};
+}
+
+}  // namespace kubeca
