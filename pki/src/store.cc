@@ -625,10 +625,7 @@ std::unique_ptr<Store> open_store(const std::string& url) {
     }
     return std::make_unique<SqliteStore>(path.string(), url);
   }
-  if (url.rfind("etcd:", 0) == 0) {
-    throw std::runtime_error("the etcd store (" + url +
-                             ") is not implemented in this kubeca; use sqlite:PATH");
-  }
+  if (url.rfind("etcd:", 0) == 0 || url.rfind("etcd+http:", 0) == 0) return open_etcd_store(url);
   throw std::runtime_error("unsupported store URL \"" + url +
                            "\"; use sqlite:PATH, sqlite::memory: or memory:");
 }

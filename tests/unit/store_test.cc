@@ -1,8 +1,15 @@
 #include "kubeca/store.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <sqlite3.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -121,12 +128,74 @@ int64_t raw_pragma(const fs::path& db, const std::string& pragma) {
   return v;
 }
 
+// A real etcd on 127.0.0.1 for the whole test binary, started on first use; each test
+// keeps its data under a prefix of its own.
+class LocalEtcd {
+ public:
+  static LocalEtcd& get() {
+    static LocalEtcd etcd;
+    return etcd;
+  }
+  bool available() const { return pid_ > 0; }
+  const std::string& endpoint() const { return endpoint_; }
+  ~LocalEtcd() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+
+ private:
+  LocalEtcd() {
+    if (std::system("command -v etcd >/dev/null 2>&1") != 0) return;
+    const int client = free_port(), peer = free_port();
+    endpoint_ = "127.0.0.1:" + std::to_string(client);
+    const std::string c = "http://" + endpoint_, p = "http://127.0.0.1:" + std::to_string(peer);
+    const std::string data = (dir_.path() / "etcd").string(), log = (dir_.path() / "log").string();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      ::execlp("etcd", "etcd", "--data-dir", data.c_str(), "--listen-client-urls", c.c_str(),
+               "--advertise-client-urls", c.c_str(), "--listen-peer-urls", p.c_str(),
+               "--initial-advertise-peer-urls", p.c_str(), "--initial-cluster",
+               ("default=" + p).c_str(), nullptr);
+      ::_exit(127);
+    }
+    auto probe = open_store("etcd+http://" + endpoint_ + "?prefix=/probe/");
+    for (int i = 0; i < 100 && !probe->healthy(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (!probe->healthy()) throw std::runtime_error("etcd did not start; see " + log);
+  }
+  static int free_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    return ntohs(a.sin_port);
+  }
+  TempDir dir_;
+  pid_t pid_ = -1;
+  std::string endpoint_;
+};
+
 // Every Store behaviour, against each backend.
-enum class Backend { kMemory, kSqliteMemory, kSqliteFile };
+enum class Backend { kMemory, kSqliteMemory, kSqliteFile, kEtcd };
 
 class StoreTest : public ::testing::TestWithParam<Backend> {
  protected:
-  void SetUp() override { store_ = open_store(url()); }
+  void SetUp() override {
+    if (GetParam() == Backend::kEtcd && !LocalEtcd::get().available()) {
+      GTEST_SKIP() << "etcd is not installed (Debian: etcd-server)";
+    }
+    store_ = open_store(url());
+  }
 
   std::string url() const {
     switch (GetParam()) {
@@ -136,13 +205,18 @@ class StoreTest : public ::testing::TestWithParam<Backend> {
         return "sqlite::memory:";
       case Backend::kSqliteFile:
         return "sqlite:" + (dir_.path() / "store.db").string();
+      case Backend::kEtcd:
+        return "etcd+http://" + LocalEtcd::get().endpoint() + "?prefix=/" +
+               dir_.path().filename().string() + "/";
     }
     return "";
   }
 
-  // Another Store on the same data when the backend is shared (a file), else the same one.
+  // Another Store on the same data when the backend is shared (a file, etcd), else null.
   std::unique_ptr<Store> open_peer() const {
-    if (GetParam() == Backend::kSqliteFile) return open_store(url());
+    if (GetParam() == Backend::kSqliteFile || GetParam() == Backend::kEtcd) {
+      return open_store(url());
+    }
     return nullptr;
   }
 
@@ -431,7 +505,7 @@ TEST_P(StoreTest, UseRaceHonoursUsesAllowed) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreTest,
                          ::testing::Values(Backend::kMemory, Backend::kSqliteMemory,
-                                           Backend::kSqliteFile),
+                                           Backend::kSqliteFile, Backend::kEtcd),
                          [](const ::testing::TestParamInfo<Backend>& info) {
                            switch (info.param) {
                              case Backend::kMemory:
@@ -440,6 +514,8 @@ INSTANTIATE_TEST_SUITE_P(Backends, StoreTest,
                                return "SqliteMemory";
                              case Backend::kSqliteFile:
                                return "SqliteFile";
+                             case Backend::kEtcd:
+                               return "Etcd";
                            }
                            return "Unknown";
                          });
@@ -659,7 +735,9 @@ TEST(TokenUseTest, ToStringNamesEveryOutcome) {
 }
 
 TEST(OpenStoreTest, RefusesUnknownUrls) {
-  for (const char* url : {"", "sqlite:", "etcd:http://127.0.0.1:2379", "memory", "/tmp/x.db"}) {
+  for (const char* url :
+       {"", "sqlite:", "memory", "/tmp/x.db", "etcd:", "etcd://", "etcd://127.0.0.1:2379",
+        "etcd+http://127.0.0.1", "etcd+http://127.0.0.1:2379?nope=1", "etcd+http://h:1?prefix=x"}) {
     SCOPED_TRACE(url);
     EXPECT_THROW(open_store(url), std::runtime_error);
   }

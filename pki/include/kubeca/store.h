@@ -67,4 +67,8 @@ class Store {
 // Throws std::runtime_error naming the URL when it cannot be opened.
 std::unique_ptr<Store> open_store(const std::string& url);
 
+// etcd://H:P[,H:P...]?ca=F&cert=F&key=F[&prefix=/kubeca/] (TLS, client certificates),
+// etcd:https://H:P[,https://...]?..., or etcd+http://H:P (plain, loopback tests only).
+std::unique_ptr<Store> open_etcd_store(const std::string& url);
+
 }  // namespace kubeca

@@ -1,0 +1,440 @@
+// etcd:// — the store shared by several `kubeca serve` replicas, on the cluster's own etcd,
+// through etcd's v3 JSON gateway (/v3/kv/range, /v3/kv/txn) over cpp-httplib.
+//
+// Layout under the prefix (default /kubeca/): certs/SERIAL and tokens/ID hold one JSON
+// record each, with "v" the record's schema version. Every write that must not race (a
+// token's use with its certificate, a revocation) is one transaction that compares the
+// mod_revision it read, and is retried when another replica got there first.
+#include <botan/base64.h>
+#include <httplib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <tuple>
+
+#include "kubeca/net.h"
+#include "kubeca/store.h"
+
+namespace kubeca {
+
+namespace {
+
+using json = nlohmann::json;
+
+constexpr int kRecordVersion = 1;
+constexpr int kMaxConflicts = 64;  // transaction retries before giving up on a hot key
+constexpr int kPage = 500;         // keys per range request when listing
+
+std::string b64(const std::string& s) {
+  return Botan::base64_encode(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+}
+std::string unb64(const std::string& s) {
+  const auto v = Botan::base64_decode(s);
+  return std::string(v.begin(), v.end());
+}
+// The smallest key after every key that starts with `prefix` (etcd's range_end).
+std::string prefix_end(std::string prefix) {
+  while (!prefix.empty()) {
+    if (static_cast<unsigned char>(prefix.back()) < 0xff) {
+      prefix.back() = static_cast<char>(prefix.back() + 1);
+      return prefix;
+    }
+    prefix.pop_back();
+  }
+  return std::string(1, '\0');
+}
+int64_t num(const json& j, const char* name) {
+  if (!j.contains(name)) return 0;  // the gateway leaves zero values out
+  const auto& v = j[name];
+  return v.is_string() ? std::stoll(v.get<std::string>()) : v.get<int64_t>();
+}
+
+json cert_json(const CertRecord& c) {
+  return {{"v", kRecordVersion},
+          {"serial", c.serial},
+          {"profile", c.profile},
+          {"subject", c.subject},
+          {"sans", c.sans},
+          {"not_before", c.not_before},
+          {"not_after", c.not_after},
+          {"status", c.status},
+          {"requester", c.requester},
+          {"pem", c.pem},
+          {"revoked_at", c.revoked_at},
+          {"reason", c.reason}};
+}
+CertRecord cert_of(const json& j) {
+  CertRecord c;
+  c.serial = j.at("serial");
+  c.profile = j.at("profile");
+  c.subject = j.at("subject");
+  c.sans = j.at("sans").get<std::vector<std::string>>();
+  c.not_before = j.at("not_before");
+  c.not_after = j.at("not_after");
+  c.status = j.at("status");
+  c.requester = j.at("requester");
+  c.pem = j.at("pem");
+  c.revoked_at = j.value("revoked_at", int64_t{0});
+  c.reason = j.value("reason", 0);
+  return c;
+}
+json token_json_record(const TokenRecord& t) {
+  return {{"v", kRecordVersion},
+          {"id", t.id},
+          {"secret_hash", t.secret_hash},
+          {"node", t.node},
+          {"ips", t.ips},
+          {"profile", t.profile},
+          {"created_at", t.created_at},
+          {"expires_at", t.expires_at},
+          {"uses_allowed", t.uses_allowed},
+          {"uses", t.uses},
+          {"revoked", t.revoked}};
+}
+TokenRecord token_of(const json& j) {
+  TokenRecord t;
+  t.id = j.at("id");
+  t.secret_hash = j.at("secret_hash");
+  t.node = j.at("node");
+  t.ips = j.at("ips").get<std::vector<std::string>>();
+  t.profile = j.at("profile");
+  t.created_at = j.at("created_at");
+  t.expires_at = j.at("expires_at");
+  t.uses_allowed = j.at("uses_allowed");
+  t.uses = j.at("uses");
+  t.revoked = j.at("revoked");
+  return t;
+}
+
+struct Endpoint {
+  std::string scheme, host, port;
+};
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (;;) {
+    const auto p = s.find(sep, start);
+    out.push_back(s.substr(start, p - start));
+    if (p == std::string::npos) return out;
+    start = p + 1;
+  }
+}
+
+struct EtcdUrl {
+  std::vector<Endpoint> endpoints;
+  std::string prefix = "/kubeca/";
+  std::string ca, cert, key;  // TLS files (https endpoints)
+};
+
+// etcd://H:P[,H:P...][?ca=F&cert=F&key=F&prefix=P]  TLS with client certificates
+// etcd+http://H:P[,...][?prefix=P]                   plain HTTP (tests, loopback only)
+// etcd:https://H:P[,https://H:P...][?...]            the form cluster.yaml shows
+EtcdUrl parse_etcd_url(const std::string& url) {
+  EtcdUrl out;
+  std::string rest, scheme = "https";
+  if (url.rfind("etcd://", 0) == 0) {
+    rest = url.substr(7);
+  } else if (url.rfind("etcd+http://", 0) == 0) {
+    rest = url.substr(12);
+    scheme = "http";
+  } else if (url.rfind("etcd:", 0) == 0) {
+    rest = url.substr(5);
+    scheme.clear();  // each endpoint names its own
+  } else {
+    throw std::runtime_error("not an etcd store URL: " + url);
+  }
+  std::string query;
+  if (const auto q = rest.find('?'); q != std::string::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+  for (const auto& item : split(query, '&')) {
+    if (item.empty()) continue;
+    const auto eq = item.find('=');
+    const std::string k = item.substr(0, eq),
+                      v = eq == std::string::npos ? "" : item.substr(eq + 1);
+    if (k == "ca") {
+      out.ca = v;
+    } else if (k == "cert") {
+      out.cert = v;
+    } else if (k == "key") {
+      out.key = v;
+    } else if (k == "prefix") {
+      out.prefix = v;
+    } else {
+      throw std::runtime_error("store URL " + url + ": unknown parameter \"" + k +
+                               "\" (ca, cert, key, prefix)");
+    }
+  }
+  if (out.prefix.empty() || out.prefix.front() != '/') {
+    throw std::runtime_error("store URL " + url + ": prefix must start with /");
+  }
+  if (out.prefix.back() != '/') out.prefix += '/';
+  for (const auto& item : split(rest, ',')) {
+    const std::string full = scheme.empty() ? item : scheme + "://" + item;
+    const auto u = parse_url(full);
+    if (!u || (u->scheme != "http" && u->scheme != "https") || u->host.empty() || u->port.empty()) {
+      throw std::runtime_error("store URL " + url + ": \"" + item + "\" is not HOST:PORT");
+    }
+    out.endpoints.push_back({u->scheme, u->host, u->port});
+  }
+  if (out.endpoints.empty()) throw std::runtime_error("store URL " + url + " names no endpoint");
+  for (const auto& e : out.endpoints) {
+    if (e.scheme == "https" && (out.ca.empty() || out.cert.empty() || out.key.empty())) {
+      throw std::runtime_error("store URL " + url +
+                               ": TLS needs ?ca=ETCD_CA&cert=CLIENT_CERT&key=CLIENT_KEY");
+    }
+  }
+  return out;
+}
+
+class EtcdStore : public Store {
+ public:
+  explicit EtcdStore(const std::string& url) : url_(url), cfg_(parse_etcd_url(url)) {}
+
+  bool insert_certificate(const CertRecord& cert) override {
+    return create(cert_key(cert.serial), cert_json(cert).dump());
+  }
+
+  std::optional<CertRecord> find_certificate(const std::string& serial) override {
+    const auto kv = get(cert_key(serial));
+    if (!kv) return std::nullopt;
+    return cert_of(json::parse(kv->value));
+  }
+
+  std::vector<CertRecord> list_certificates() override {
+    std::vector<CertRecord> out;
+    for (const auto& kv : range_prefix(cfg_.prefix + "certs/")) {
+      out.push_back(cert_of(json::parse(kv.value)));
+    }
+    std::sort(out.begin(), out.end(), [](const CertRecord& a, const CertRecord& b) {
+      return std::tie(a.not_before, a.serial) < std::tie(b.not_before, b.serial);
+    });
+    return out;
+  }
+
+  bool revoke_certificate(const std::string& serial, int reason, int64_t now) override {
+    for (int i = 0; i < kMaxConflicts; ++i) {
+      const auto kv = get(cert_key(serial));
+      if (!kv) return false;
+      CertRecord c = cert_of(json::parse(kv->value));
+      if (c.status == "revoked") return true;  // the first time and reason stay
+      c.status = "revoked";
+      c.revoked_at = now;
+      c.reason = reason;
+      if (put_if_unchanged(kv->key, kv->mod_revision, cert_json(c).dump())) return true;
+    }
+    throw std::runtime_error("etcd store: revoking " + serial + " kept conflicting");
+  }
+
+  bool insert_token(const TokenRecord& token) override {
+    return create(token_key(token.id), token_json_record(token).dump());
+  }
+
+  std::optional<TokenRecord> find_token(const std::string& id) override {
+    const auto kv = get(token_key(id));
+    if (!kv) return std::nullopt;
+    return token_of(json::parse(kv->value));
+  }
+
+  std::vector<TokenRecord> list_tokens() override {
+    std::vector<TokenRecord> out;
+    for (const auto& kv : range_prefix(cfg_.prefix + "tokens/")) {
+      out.push_back(token_of(json::parse(kv.value)));
+    }
+    std::sort(out.begin(), out.end(), [](const TokenRecord& a, const TokenRecord& b) {
+      return std::tie(a.created_at, a.id) < std::tie(b.created_at, b.id);
+    });
+    return out;
+  }
+
+  bool revoke_token(const std::string& id) override {
+    for (int i = 0; i < kMaxConflicts; ++i) {
+      const auto kv = get(token_key(id));
+      if (!kv) return false;
+      TokenRecord t = token_of(json::parse(kv->value));
+      if (t.revoked) return true;
+      t.revoked = true;
+      if (put_if_unchanged(kv->key, kv->mod_revision, token_json_record(t).dump())) return true;
+    }
+    throw std::runtime_error("etcd store: revoking token " + id + " kept conflicting");
+  }
+
+  // The token's use and the certificate in one transaction: it succeeds only if the token
+  // is as read (no other replica spent a use meanwhile) and the serial is new.
+  TokenUse use_token(const std::string& id, const CertRecord& cert, int64_t now) override {
+    const std::string tk = token_key(id), ck = cert_key(cert.serial);
+    for (int i = 0; i < kMaxConflicts; ++i) {
+      const auto kv = get(tk);
+      if (!kv) return TokenUse::kUnknown;
+      TokenRecord t = token_of(json::parse(kv->value));
+      if (t.revoked) return TokenUse::kRevoked;
+      if (now >= t.expires_at) return TokenUse::kExpired;
+      if (t.uses >= t.uses_allowed) return TokenUse::kUsedUp;
+      ++t.uses;
+      const json txn = {
+          {"compare",
+           {{{"key", b64(tk)},
+             {"result", "EQUAL"},
+             {"target", "MOD"},
+             {"mod_revision", std::to_string(kv->mod_revision)}},
+            {{"key", b64(ck)},
+             {"result", "EQUAL"},
+             {"target", "CREATE"},
+             {"create_revision", "0"}}}},
+          {"success",
+           {{{"request_put", {{"key", b64(tk)}, {"value", b64(token_json_record(t).dump())}}}},
+            {{"request_put", {{"key", b64(ck)}, {"value", b64(cert_json(cert).dump())}}}}}},
+          {"failure", {{{"request_range", {{"key", b64(ck)}}}}}}};
+      const json r = call("/v3/kv/txn", txn);
+      if (r.value("succeeded", false)) return TokenUse::kOk;
+      const auto& responses = r.value("responses", json::array());
+      if (!responses.empty() && responses[0].contains("response_range") &&
+          num(responses[0]["response_range"], "count") > 0) {
+        return TokenUse::kDuplicateSerial;
+      }
+      // Another replica used the token first: read it again.
+    }
+    throw std::runtime_error("etcd store: token " + id + " kept conflicting");
+  }
+
+  bool healthy() override {
+    try {
+      call("/v3/kv/range", {{"key", b64(cfg_.prefix + "meta/schema")}});
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+
+ private:
+  struct Kv {
+    std::string key, value;
+    int64_t mod_revision = 0;
+  };
+
+  std::string cert_key(const std::string& serial) const { return cfg_.prefix + "certs/" + serial; }
+  std::string token_key(const std::string& id) const { return cfg_.prefix + "tokens/" + id; }
+
+  static Kv kv_of(const json& j) {
+    return {unb64(j.at("key")), unb64(j.value("value", std::string())), num(j, "mod_revision")};
+  }
+
+  std::optional<Kv> get(const std::string& key) {
+    const json r = call("/v3/kv/range", {{"key", b64(key)}});
+    if (!r.contains("kvs") || r["kvs"].empty()) return std::nullopt;
+    return kv_of(r["kvs"][0]);
+  }
+
+  std::vector<Kv> range_prefix(const std::string& prefix) {
+    std::vector<Kv> out;
+    const std::string end = prefix_end(prefix);
+    std::string from = prefix;
+    int64_t revision = 0;  // every page from the first page's revision: one consistent view
+    for (;;) {
+      json req = {{"key", b64(from)}, {"range_end", b64(end)}, {"limit", kPage}};
+      if (revision) req["revision"] = std::to_string(revision);
+      const json r = call("/v3/kv/range", req);
+      if (!revision) revision = num(r.at("header"), "revision");
+      if (!r.contains("kvs")) break;
+      for (const auto& kv : r["kvs"]) out.push_back(kv_of(kv));
+      if (!r.value("more", false)) break;
+      from = out.back().key + std::string(1, '\0');
+    }
+    return out;
+  }
+
+  bool create(const std::string& key, const std::string& value) {
+    const json txn = {{"compare",
+                       {{{"key", b64(key)},
+                         {"result", "EQUAL"},
+                         {"target", "CREATE"},
+                         {"create_revision", "0"}}}},
+                      {"success", {{{"request_put", {{"key", b64(key)}, {"value", b64(value)}}}}}}};
+    return call("/v3/kv/txn", txn).value("succeeded", false);
+  }
+
+  bool put_if_unchanged(const std::string& key, int64_t mod_revision, const std::string& value) {
+    const json txn = {{"compare",
+                       {{{"key", b64(key)},
+                         {"result", "EQUAL"},
+                         {"target", "MOD"},
+                         {"mod_revision", std::to_string(mod_revision)}}}},
+                      {"success", {{{"request_put", {{"key", b64(key)}, {"value", b64(value)}}}}}}};
+    return call("/v3/kv/txn", txn).value("succeeded", false);
+  }
+
+  // One request, to the endpoint that answered last, then to each other in turn.
+  json call(const std::string& path, const json& body) {
+    const std::string text = body.dump();
+    std::string errors;
+    const size_t n = cfg_.endpoints.size();
+    const size_t first = preferred_.load();
+    for (size_t i = 0; i < n; ++i) {
+      const size_t e = (first + i) % n;
+      auto client = take(e);
+      auto res = client->Post(path.c_str(), text, "application/json");
+      if (res && res->status == 200) {
+        give(e, std::move(client));
+        preferred_ = e;
+        return json::parse(res->body);
+      }
+      const auto& ep = cfg_.endpoints[e];
+      errors += (errors.empty() ? "" : "; ") + ep.host + ":" + ep.port + ": " +
+                (res ? "HTTP " + std::to_string(res->status) + " " + res->body.substr(0, 200)
+                     : httplib::to_string(res.error()));
+    }
+    throw std::runtime_error("etcd store " + url_ + " unavailable: " + errors);
+  }
+
+  std::unique_ptr<httplib::Client> take(size_t e) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto& idle = idle_[e];
+      if (!idle.empty()) {
+        auto c = std::move(idle.back());
+        idle.pop_back();
+        return c;
+      }
+    }
+    const auto& ep = cfg_.endpoints[e];
+    std::unique_ptr<httplib::Client> c;
+    if (ep.scheme == "https") {
+      c = std::make_unique<httplib::Client>("https://" + url_host(ep.host) + ":" + ep.port,
+                                            cfg_.cert, cfg_.key);
+      c->set_ca_cert_path(cfg_.ca.c_str());
+      c->enable_server_certificate_verification(true);
+    } else {
+      c = std::make_unique<httplib::Client>("http://" + url_host(ep.host) + ":" + ep.port);
+    }
+    c->set_keep_alive(true);
+    c->set_connection_timeout(std::chrono::seconds(2));
+    c->set_read_timeout(std::chrono::seconds(5));
+    c->set_write_timeout(std::chrono::seconds(5));
+    return c;
+  }
+
+  void give(size_t e, std::unique_ptr<httplib::Client> c) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (idle_[e].size() < 16) idle_[e].push_back(std::move(c));
+  }
+
+  std::string url_;
+  EtcdUrl cfg_;
+  std::atomic<size_t> preferred_{0};
+  std::mutex mu_;
+  std::map<size_t, std::vector<std::unique_ptr<httplib::Client>>> idle_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> open_etcd_store(const std::string& url) {
+  return std::make_unique<EtcdStore>(url);
+}
+
+}  // namespace kubeca
