@@ -66,5 +66,6 @@ int cmd_renew(const std::vector<std::string>& args);
 int cmd_revoke(const std::vector<std::string>& args);
 int cmd_crl(const std::vector<std::string>& args);
 int cmd_demo(const std::vector<std::string>& args);
+int cmd_store(const std::vector<std::string>& args);
 
 }  // namespace kubeca::cli

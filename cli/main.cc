@@ -23,6 +23,7 @@ const Command kCommands[] = {
     {"renew", "on a node: renew its certificate over mTLS (--daemon to keep at it)", cmd_renew},
     {"revoke", "revoke a certificate by serial or file", cmd_revoke},
     {"crl", "write the current certificate revocation list", cmd_crl},
+    {"store", "migrate: move the signer's records to another store (SQLite, etcd)", cmd_store},
     {"demo", "the whole story on this machine, in a temporary folder", cmd_demo},
 };
 
