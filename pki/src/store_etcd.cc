@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -129,6 +131,7 @@ struct EtcdUrl {
   std::vector<Endpoint> endpoints;
   std::string prefix = "/kubeca/";
   std::string ca, cert, key;  // TLS files (https endpoints)
+  int lease_ttl = 10;         // seconds a dead replica keeps its periodic tasks
 };
 
 // etcd://H:P[,H:P...][?ca=F&cert=F&key=F&prefix=P]  TLS with client certificates
@@ -166,9 +169,14 @@ EtcdUrl parse_etcd_url(const std::string& url) {
       out.key = v;
     } else if (k == "prefix") {
       out.prefix = v;
+    } else if (k == "lease") {
+      out.lease_ttl = std::atoi(v.c_str());
+      if (out.lease_ttl < 2 || out.lease_ttl > 300) {
+        throw std::runtime_error("store URL " + url + ": lease must be 2 to 300 seconds");
+      }
     } else {
       throw std::runtime_error("store URL " + url + ": unknown parameter \"" + k +
-                               "\" (ca, cert, key, prefix)");
+                               "\" (ca, cert, key, prefix, lease)");
     }
   }
   if (out.prefix.empty() || out.prefix.front() != '/') {
@@ -303,6 +311,44 @@ class EtcdStore : public Store {
     throw std::runtime_error("etcd store: token " + id + " kept conflicting");
   }
 
+  // A lease of cfg_.lease_ttl seconds, kept alive by the calls; the task's key lives on it, so
+  // a replica that dies frees the task within the TTL.
+  bool lead(const std::string& task) override {
+    std::lock_guard<std::mutex> lock(lease_mu_);
+    const auto now = std::chrono::steady_clock::now();
+    if (lease_id_ && now - lease_renewed_ >= std::chrono::seconds(cfg_.lease_ttl) / 3) {
+      const json r = call("/v3/lease/keepalive", {{"ID", std::to_string(lease_id_)}});
+      const json& result = r.contains("result") ? r["result"] : r;
+      if (num(result, "TTL") > 0) {
+        lease_renewed_ = now;
+      } else {
+        lease_id_ = 0;  // expired: another replica may hold the task by now
+      }
+    }
+    if (!lease_id_) {
+      const json r = call("/v3/lease/grant", {{"TTL", cfg_.lease_ttl}});
+      lease_id_ = num(r, "ID");
+      lease_renewed_ = now;
+      if (!lease_id_) throw StoreUnavailable("etcd store " + url_ + ": no lease granted");
+    }
+    const std::string key = cfg_.prefix + "leaders/" + task;
+    const std::string me = std::to_string(lease_id_);
+    const json txn = {
+        {"compare",
+         {{{"key", b64(key)},
+           {"result", "EQUAL"},
+           {"target", "CREATE"},
+           {"create_revision", "0"}}}},
+        {"success", {{{"request_put", {{"key", b64(key)}, {"value", b64(me)}, {"lease", me}}}}}},
+        {"failure", {{{"request_range", {{"key", b64(key)}}}}}}};
+    const json r = call("/v3/kv/txn", txn);
+    if (r.value("succeeded", false)) return true;
+    const auto& responses = r.value("responses", json::array());
+    if (responses.empty() || !responses[0].contains("response_range")) return false;
+    const auto& kvs = responses[0]["response_range"].value("kvs", json::array());
+    return !kvs.empty() && unb64(kvs[0].value("value", std::string())) == me;
+  }
+
   bool healthy() override {
     try {
       call("/v3/kv/range", {{"key", b64(cfg_.prefix + "meta/schema")}});
@@ -389,7 +435,7 @@ class EtcdStore : public Store {
                 (res ? "HTTP " + std::to_string(res->status) + " " + res->body.substr(0, 200)
                      : httplib::to_string(res.error()));
     }
-    throw std::runtime_error("etcd store " + url_ + " unavailable: " + errors);
+    throw StoreUnavailable("etcd store " + url_ + " unavailable: " + errors);
   }
 
   std::unique_ptr<httplib::Client> take(size_t e) {
@@ -426,6 +472,9 @@ class EtcdStore : public Store {
 
   std::string url_;
   EtcdUrl cfg_;
+  std::mutex lease_mu_;
+  int64_t lease_id_ = 0;
+  std::chrono::steady_clock::time_point lease_renewed_;
   std::atomic<size_t> preferred_{0};
   std::mutex mu_;
   std::map<size_t, std::vector<std::unique_ptr<httplib::Client>>> idle_;

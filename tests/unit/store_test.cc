@@ -682,10 +682,40 @@ TEST(TokenUseTest, ToStringNamesEveryOutcome) {
 TEST(OpenStoreTest, RefusesUnknownUrls) {
   for (const char* url :
        {"", "sqlite:", "memory", "/tmp/x.db", "etcd:", "etcd://", "etcd://127.0.0.1:2379",
-        "etcd+http://127.0.0.1", "etcd+http://127.0.0.1:2379?nope=1", "etcd+http://h:1?prefix=x"}) {
+        "etcd+http://127.0.0.1", "etcd+http://127.0.0.1:2379?nope=1", "etcd+http://h:1?prefix=x",
+        "etcd+http://h:1?lease=1"}) {
     SCOPED_TRACE(url);
     EXPECT_THROW(open_store(url), std::runtime_error);
   }
+}
+
+// Replicas on one etcd: one leads a task at a time; a dead leader's task moves on within
+// the lease's TTL.
+TEST(EtcdLeaseTest, OneLeaderThenTakeoverAfterDeath) {
+  auto& etcd = test::LocalEtcd::get();
+  if (!etcd.available()) GTEST_SKIP() << "etcd is not installed";
+  const std::string url = "etcd+http://" + etcd.endpoint() + "?prefix=/lease-test/&lease=2";
+  auto a = open_store(url);
+  auto b = open_store(url);
+  EXPECT_TRUE(a->lead("crl"));
+  EXPECT_FALSE(b->lead("crl"));
+  EXPECT_TRUE(b->lead("metrics"));  // tasks are separate
+  for (int i = 0; i < 4; ++i) {     // the leader keeps it while it keeps calling
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    EXPECT_TRUE(a->lead("crl"));
+    EXPECT_FALSE(b->lead("crl"));
+  }
+  a.reset();  // dies without a word
+  const auto start = std::chrono::steady_clock::now();
+  while (!b->lead("crl") && std::chrono::steady_clock::now() - start < std::chrono::seconds(6)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_TRUE(b->lead("crl"));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(4));
+}
+
+TEST(OpenStoreTest, SingleProcessStoresAlwaysLead) {
+  EXPECT_TRUE(open_store("memory:")->lead("crl"));
 }
 
 TEST(OpenStoreTest, InMemoryStoresAreSeparate) {

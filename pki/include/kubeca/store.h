@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,13 @@ struct TokenRecord {
   bool revoked = false;
 };
 
+// The store could not be reached or could not answer: the same request may succeed later,
+// here or on another replica (HTTP 503 store_unavailable).
+class StoreUnavailable : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 enum class TokenUse { kOk, kUnknown, kRevoked, kExpired, kUsedUp, kDuplicateSerial };
 const char* to_string(TokenUse u);
 
@@ -61,6 +69,14 @@ class Store {
   virtual TokenUse use_token(const std::string& id, const CertRecord& cert, int64_t now) = 0;
 
   virtual bool healthy() = 0;  // the store answers
+
+  // Periodic work (CRL regeneration, expiry metrics) runs on one replica at a time: true
+  // while this process holds `task`'s lease, taken when free; call it at least every
+  // lease_ttl/3 to keep it. A store that one process owns always says true.
+  virtual bool lead(const std::string& task) {
+    (void)task;
+    return true;
+  }
 };
 
 // "sqlite:PATH" (created with its folder when absent), "sqlite::memory:", or "memory:".
