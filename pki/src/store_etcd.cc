@@ -244,9 +244,12 @@ class EtcdStore : public Store {
     return create(token_key(token.id), token_json_record(token).dump());
   }
 
+  // A token as the member at hand has it (a serializable read: no consensus round). What
+  // was read is kept for use_token, whose transaction compares its revision anyway.
   std::optional<TokenRecord> find_token(const std::string& id) override {
-    const auto kv = get(token_key(id));
+    const auto kv = get(token_key(id), /*serializable=*/true);
     if (!kv) return std::nullopt;
+    remember(*kv);
     return token_of(json::parse(kv->value));
   }
 
@@ -278,7 +281,8 @@ class EtcdStore : public Store {
   TokenUse use_token(const std::string& id, const CertRecord& cert, int64_t now) override {
     const std::string tk = token_key(id), ck = cert_key(cert.serial);
     for (int i = 0; i < kMaxConflicts; ++i) {
-      const auto kv = get(tk);
+      // First with the token as find_token read it; after a conflict, as etcd has it now.
+      const auto kv = i == 0 ? recall(tk) : get(tk);
       if (!kv) return TokenUse::kUnknown;
       TokenRecord t = token_of(json::parse(kv->value));
       if (t.revoked) return TokenUse::kRevoked;
@@ -371,10 +375,31 @@ class EtcdStore : public Store {
     return {unb64(j.at("key")), unb64(j.value("value", std::string())), num(j, "mod_revision")};
   }
 
-  std::optional<Kv> get(const std::string& key) {
-    const json r = call("/v3/kv/range", {{"key", b64(key)}});
+  std::optional<Kv> get(const std::string& key, bool serializable = false) {
+    json req = {{"key", b64(key)}};
+    if (serializable) req["serializable"] = true;
+    const json r = call("/v3/kv/range", req);
     if (!r.contains("kvs") || r["kvs"].empty()) return std::nullopt;
     return kv_of(r["kvs"][0]);
+  }
+
+  // Recently read tokens, bounded: a token's next use can skip its read.
+  void remember(const Kv& kv) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (recent_.size() >= 4096) recent_.clear();
+    recent_[kv.key] = kv;
+  }
+  std::optional<Kv> recall(const std::string& key) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = recent_.find(key);
+      if (it != recent_.end()) {
+        Kv kv = std::move(it->second);
+        recent_.erase(it);
+        return kv;
+      }
+    }
+    return get(key);
   }
 
   std::vector<Kv> range_prefix(const std::string& prefix) {
@@ -478,6 +503,7 @@ class EtcdStore : public Store {
   std::atomic<size_t> preferred_{0};
   std::mutex mu_;
   std::map<size_t, std::vector<std::unique_ptr<httplib::Client>>> idle_;
+  std::map<std::string, Kv> recent_;  // guarded by mu_
 };
 
 }  // namespace
