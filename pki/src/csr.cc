@@ -22,12 +22,13 @@ const Botan::OID kEcPublicKey("1.2.840.10045.2.1");
 const Botan::OID kEd25519("1.3.101.112");
 
 // An RSA subject key with only what issuing reads: the SubjectPublicKeyInfo, the modulus
-// size and the name. It refuses what Botan's RSA_PublicKey refuses.
+// size and the name. It refuses what does not decode; weak_key_reason judges the numbers
+// (an even modulus or exponent is a weak_key refusal, as e = 1 is).
 class RsaSubjectKey final : public Botan::Public_Key {
  public:
   explicit RsaSubjectKey(const std::vector<uint8_t>& key_bits) {
     Botan::BER_Decoder(key_bits).start_cons(Botan::SEQUENCE).decode(n_).decode(e_).end_cons();
-    if (n_.is_negative() || n_.is_even() || e_.is_negative() || e_.is_even()) {
+    if (n_.is_negative() || n_.is_zero() || e_.is_negative() || e_.is_zero()) {
       throw Botan::Decoding_Error("Invalid RSA public key parameters");
     }
   }
