@@ -27,18 +27,19 @@ Botan::AutoSeeded_RNG& rng() {
   return r;
 }
 
+// Kept to the end of the process: Botan's locked-memory pool may go first at exit.
 const Botan::Private_Key& key_of(KeyAlgorithm a) {
-  static std::map<KeyAlgorithm, std::unique_ptr<Botan::Private_Key>> keys;
-  auto& k = keys[a];
+  static auto* keys = new std::map<KeyAlgorithm, std::unique_ptr<Botan::Private_Key>>;
+  auto& k = (*keys)[a];
   if (!k) k = generate_key(a, rng());
   return *k;
 }
 
 // A real RSA-2048 modulus: odd, no small factors.
 const Botan::BigInt& modulus() {
-  static const Botan::BigInt n =
-      dynamic_cast<const Botan::RSA_PublicKey&>(key_of(KeyAlgorithm::kRsa2048)).get_n();
-  return n;
+  static const auto* n = new Botan::BigInt(
+      dynamic_cast<const Botan::RSA_PublicKey&>(key_of(KeyAlgorithm::kRsa2048)).get_n());
+  return *n;
 }
 
 // The subject key of a CSR with this SubjectPublicKeyInfo, as the service reads it (the

@@ -1,6 +1,7 @@
 // Key pairs: the six algorithms kubeca issues, PEM in and out.
 #pragma once
 
+#include <botan/bigint.h>
 #include <botan/pk_keys.h>
 #include <botan/rng.h>
 
@@ -38,6 +39,16 @@ std::unique_ptr<Botan::Private_Key> load_private_key_pem(const std::string& pem)
 // The hash to sign with for a key of this type: SHA-384 for P-384, none for Ed25519.
 std::string signature_hash(const Botan::Public_Key& key);
 bool is_rsa(const Botan::Public_Key& key);
+
+// An RSA public key that hands out its numbers without Botan's RSA_PublicKey (whose
+// constructor precomputes for operations a subject key never does): the CSR's subject key.
+// weak_key_reason reads them from here rather than decoding the key bits again.
+class RsaNumbers {
+ public:
+  virtual ~RsaNumbers() = default;
+  virtual const Botan::BigInt& modulus() const = 0;
+  virtual const Botan::BigInt& exponent() const = 0;
+};
 
 // Refuses keys the policy forbids or that have no secret: RSA outside 2048..8192 bits, a
 // modulus that is even or has a factor below 752, an exponent that is even, below 65537 or
