@@ -13,6 +13,8 @@
 #include <openssl/param_build.h>
 #include <openssl/x509.h>
 
+#include "kubeca/keys.h"
+
 namespace kubeca {
 
 namespace {
@@ -22,12 +24,13 @@ const Botan::OID kEcPublicKey("1.2.840.10045.2.1");
 const Botan::OID kEd25519("1.3.101.112");
 
 // An RSA subject key with only what issuing reads: the SubjectPublicKeyInfo, the modulus
-// size and the name. It refuses what Botan's RSA_PublicKey refuses.
-class RsaSubjectKey final : public Botan::Public_Key {
+// size and the name. It refuses what does not decode; weak_key_reason judges the numbers
+// (an even modulus or exponent is a weak_key refusal, as e = 1 is).
+class RsaSubjectKey final : public Botan::Public_Key, public RsaNumbers {
  public:
   explicit RsaSubjectKey(const std::vector<uint8_t>& key_bits) {
     Botan::BER_Decoder(key_bits).start_cons(Botan::SEQUENCE).decode(n_).decode(e_).end_cons();
-    if (n_.is_negative() || n_.is_even() || e_.is_negative() || e_.is_even()) {
+    if (n_.is_negative() || n_.is_zero() || e_.is_negative() || e_.is_zero()) {
       throw Botan::Decoding_Error("Invalid RSA public key parameters");
     }
   }
@@ -42,6 +45,8 @@ class RsaSubjectKey final : public Botan::Public_Key {
     Botan::DER_Encoder(out).start_cons(Botan::SEQUENCE).encode(n_).encode(e_).end_cons();
     return out;
   }
+  const Botan::BigInt& modulus() const override { return n_; }
+  const Botan::BigInt& exponent() const override { return e_; }
   bool check_key(Botan::RandomNumberGenerator&, bool) const override {
     return n_ >= 35 && n_.is_odd() && e_ >= 3 && e_.is_odd();
   }

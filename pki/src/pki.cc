@@ -30,6 +30,15 @@ fs::path key_path(const fs::path& dir, const std::string& file) {
   return dir / (file + "-key.pem");
 }
 
+namespace {
+// A key kubeca did not make meets the service's weak-key policy before a new certificate
+// names it: a file dropped in the folder is input like a CSR.
+void check_key_file(const fs::path& path, const Botan::Public_Key& key, const std::string& fix) {
+  const std::string weak = weak_key_reason(key);
+  if (!weak.empty()) throw InputError(path.string() + ": " + weak + "; " + fix);
+}
+}  // namespace
+
 std::vector<CertSpec> planned_certificates(const Config& c) {
   const bool modern = c.flavor == Flavor::kModern;
   std::vector<CertSpec> out;
@@ -149,6 +158,8 @@ InitReport init_pki_locked(const Config& c, const fs::path& dir, TimePoint now,
       }
     } else if (!it.have_key) {
       ++missing_keys;
+    } else {
+      check_key_file(kp, *it.key, "replace it, or remove it to have a new one made");
     }
   }
   const bool need_sa = c.flavor == Flavor::kModern && !file_exists(dir / "sa.key");
@@ -518,6 +529,8 @@ std::vector<Renewed> renew_offline(const fs::path& dir, const std::string& name,
     if (rotate_key) {
       key = generate_key(algorithm_of(*key), rng);
       key_pem = private_key_pem(*key);
+    } else {
+      check_key_file(kp, *key, "renew with --rotate-key for a new key");
     }
     const CertSpec spec = identity_of(f->cert);
     plans.push_back({f, ca->issue(spec, *key, now, random_serial(rng), rng), key_pem});

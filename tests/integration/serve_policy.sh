@@ -47,6 +47,9 @@ make_csr "$T/p521.csr" "/CN=system:node:n1" -newkey ec -pkeyopt ec_paramgen_curv
 refused "curve P-521" 403 weak_key "$TOKEN" "$T/p521.csr"
 make_csr "$T/k1.csr" "/CN=system:node:n1" -newkey ec -pkeyopt ec_paramgen_curve:secp256k1
 refused "curve secp256k1" 403 weak_key "$TOKEN" "$T/k1.csr"
+# An exponent OpenSSL makes on request, below the 65537 the policy asks for.
+make_csr "$T/e3.csr" "/CN=system:node:n1" -newkey rsa:2048 -pkeyopt rsa_keygen_pubexp:3
+refused "RSA e=3" 403 weak_key "$TOKEN" "$T/e3.csr"
 make_csr "$T/ca.csr" "/CN=system:node:n1" -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
   -addext "basicConstraints=critical,CA:TRUE"
 refused "CA:TRUE" 403 ca_not_allowed "$TOKEN" "$T/ca.csr"
@@ -137,7 +140,7 @@ for secret in "${TOKEN#*.}" "${ONCE#*.}" "${REVOKED#*.}" "${EXPIRING#*.}"; do
   check "secret absent from the store" '! sqlite3 "$D/kubeca.db" .dump | grep -q "$secret"'
 done
 check "metrics: latency histogram" 'grep -q "kubeca_request_duration_seconds_bucket{endpoint=\"/v1/sign\",le=\"+Inf\"}" "$T/metrics"'
-check "metrics: refusals by code" 'grep -q "kubeca_requests_total{endpoint=\"/v1/sign\",profile=\"kubelet\",result=\"weak_key\"} 3" "$T/metrics"'
+check "metrics: refusals by code" 'grep -q "kubeca_requests_total{endpoint=\"/v1/sign\",profile=\"kubelet\",result=\"weak_key\"} 4" "$T/metrics"'
 check "metrics: CA expiry" 'grep -Eq "^kubeca_ca_expiry_seconds [0-9]{8,}" "$T/metrics"'
 check "metrics: issued" 'grep -q "kubeca_certificates_issued_total{profile=\"kubelet\"} 2" "$T/metrics"'
 check "store holds exactly the two issued" '[ "$(cert_count "$D")" = 2 ]'

@@ -1,6 +1,7 @@
 // Key pairs: the six algorithms kubeca issues, PEM in and out.
 #pragma once
 
+#include <botan/bigint.h>
 #include <botan/pk_keys.h>
 #include <botan/rng.h>
 
@@ -39,8 +40,22 @@ std::unique_ptr<Botan::Private_Key> load_private_key_pem(const std::string& pem)
 std::string signature_hash(const Botan::Public_Key& key);
 bool is_rsa(const Botan::Public_Key& key);
 
-// Refuses keys the policy forbids: RSA below 2048 bits, curves other than P-256/P-384,
-// anything but RSA, ECDSA and Ed25519. Returns the reason, or empty when acceptable.
+// An RSA public key that hands out its numbers without Botan's RSA_PublicKey (whose
+// constructor precomputes for operations a subject key never does): the CSR's subject key.
+// weak_key_reason reads them from here rather than decoding the key bits again.
+class RsaNumbers {
+ public:
+  virtual ~RsaNumbers() = default;
+  virtual const Botan::BigInt& modulus() const = 0;
+  virtual const Botan::BigInt& exponent() const = 0;
+};
+
+// Refuses keys the policy forbids or that have no secret: RSA outside 2048..8192 bits, a
+// modulus that is even or has a factor below 752, an exponent that is even, below 65537 or
+// 2^256 and above; curves other than P-256/P-384, the point at infinity, a point off the
+// curve; Ed25519 points of small order or not canonically encoded; X25519 and anything but
+// RSA, ECDSA and Ed25519. Cheap (no modular exponentiation): it runs on every request.
+// Returns the reason, or empty when acceptable.
 std::string weak_key_reason(const Botan::Public_Key& key);
 
 }  // namespace kubeca
