@@ -3,6 +3,7 @@
 
 #include "common.h"
 #include "kubeca/fs.h"
+#include "kubeca/keys.h"
 #include "kubeca/node.h"
 #include "kubeca/pki.h"
 #include "kubeca/server.h"
@@ -23,6 +24,13 @@ int cmd_demo(const std::vector<std::string>& args) {
              desc, vm)) {
     return 0;
   }
+  // Checked before anything is made: a refused run leaves no folder and no cluster.yaml.
+  const std::string algo = vm["key-algorithm"].as<std::string>();
+  if (!parse_key_algorithm(algo)) {
+    throw UsageError("--key-algorithm: unknown \"" + algo +
+                     "\" (rsa-2048, rsa-3072, rsa-4096, ecdsa-p256, ecdsa-p384, ed25519)");
+  }
+  if (vm.count("dir")) check_output_dir("--dir", vm["dir"].as<std::string>());
   fs::path dir;
   if (vm.count("dir")) {
     dir = vm["dir"].as<std::string>();
@@ -33,7 +41,6 @@ int cmd_demo(const std::vector<std::string>& args) {
     dir = tmpl;
   }
   dir = fs::absolute(dir);
-  const std::string algo = vm["key-algorithm"].as<std::string>();
   const std::string store = "sqlite:" + (dir / "kubeca.db").string();
   const std::string yaml =
       "cluster: {name: demo, domain: cluster.local, flavor: modern}\n"
