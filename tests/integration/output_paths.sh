@@ -40,6 +40,12 @@ for target in fifo socket link-to-fifo folder; do
   refused "kubeconfig --out $target --force" "$O/$target" kubeconfig --pki "$P" --user admin \
     --server https://127.0.0.1:6443 --out "$O/$target" --force
 done
+# Folders a command writes into: a file there is refused, not half-used.
+BEFORE=$(kinds)
+refused "init --pki a FIFO" "$O/fifo" init --config "$D/cluster.yaml" --pki "$O/fifo"
+refused "bootstrap --root a socket" "$O/socket" bootstrap worker --config "$D/cluster.yaml" \
+  --pki "$P" --root "$O/socket" --node n1
+refused "demo --dir a FIFO" "$O/fifo" demo --dir "$O/fifo"
 # issue --out PREFIX: PREFIX.pem and PREFIX-key.pem.
 ln -s "$O/fifo" "$O/me.pem"
 BEFORE=$(kinds)
