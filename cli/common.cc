@@ -122,6 +122,10 @@ AdminTarget admin_target(const po::variables_map& vm) {
     t.store = open_store(vm["store"].as<std::string>());
     return t;
   }
+  for (const char* f :
+       {"kubeconfig", "certificate-authority", "client-certificate", "client-key"}) {
+    if (vm.count(f)) require_input_file(std::string("--") + f, vm[f].as<std::string>());
+  }
   KubeconfigCredentials c;
   if (vm.count("kubeconfig")) {
     c = read_kubeconfig(vm["kubeconfig"].as<std::string>());

@@ -99,9 +99,10 @@ int cmd_demo(const std::vector<std::string>& args) {
   n.out_dir = dir / "node";
   n.name = "demo-worker-1";
   n.kubeconfig_out = (dir / "node" / "kubelet.conf").string();
-  std::cout << "\n4. The node asks for its certificate at boot\n   $ kubeca request --server "
-            << url << " --token <token> --ca-hash " << pin << " --out-dir " << n.out_dir.string()
-            << " --name demo-worker-1 --kubeconfig-out " << n.kubeconfig_out << "\n";
+  std::cout << "\n4. The node asks for its certificate at boot (the token in a 0600 file)\n"
+            << "   $ kubeca request --server " << url << " --token-file <file> --ca-hash " << pin
+            << " --out-dir " << n.out_dir.string() << " --name demo-worker-1 --kubeconfig-out "
+            << n.kubeconfig_out << "\n";
   const auto got = node_request(n);
   const auto cert = parse_certificate_pem(read_file(got.cert));
   const auto ca = load_ca(pki, Profile::kCa, config.flavor);

@@ -226,9 +226,8 @@ void check_output_file(const std::string& flag, const std::filesystem::path& pat
 void check_output_dir(const std::string& flag, const std::filesystem::path& dir) {
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0 || S_ISDIR(st.st_mode)) return;
-  throw InputError(flag + ": " + dir.string() + " exists and is " +
-                   (S_ISREG(st.st_mode) ? std::string("a file") : kind_of(st.st_mode)) +
-                   ", not a folder");
+  throw InputError(flag + ": " + dir.string() + " is not a folder (it is " +
+                   (S_ISREG(st.st_mode) ? std::string("a file") : kind_of(st.st_mode)) + ")");
 }
 
 void check_replace(const std::string& flag, const std::filesystem::path& path,

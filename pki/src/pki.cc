@@ -337,7 +337,7 @@ Issued issue_to_files(const Ca& ca, const CertSpec& spec, KeyAlgorithm algorithm
   for (const auto& p : {cp, kp}) {
     check_output_file("--out", p);
     if (!force && file_exists(p)) {
-      throw InputError("--out: " + p.string() +
+      throw InputError(p.string() +
                        " exists; choose another --out, renew it with `kubeca certs renew`, "
                        "or add --force to replace it");
     }

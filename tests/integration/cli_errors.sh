@@ -109,6 +109,10 @@ rm -f "$T/c-port.yaml"
 # renew: a missing --cert is bad input (exit 2), as a missing --config is for init.
 refused "renew --cert missing" "--cert: $T/nope.pem does not exist" renew \
   --server https://127.0.0.1:1 --ca "$P/ca.pem" --cert "$T/nope.pem" --key "$P/admin-key.pem"
+refused "token list --kubeconfig missing" "--kubeconfig: $T/none.conf does not exist" token list \
+  --kubeconfig "$T/none.conf"
+refused "revoke --cert missing" "--cert: $T/none.pem does not exist" revoke --cert "$T/none.pem" \
+  --kubeconfig "$T/none.conf"
 refused "renew --retries 0" "--retries: 0 is not 1 or more" renew --server https://127.0.0.1:1 \
   --ca "$P/ca.pem" --cert "$P/admin.pem" --key "$P/admin-key.pem" --retries 0
 
@@ -130,7 +134,7 @@ expect_eq "kubeconfig --force: replaced with a kubeconfig" \
   kubernetes-admin
 # issue refuses the same way, exit 2, and --force replaces.
 must_kc 0 issue admin --pki "$P" --out "$T/me"
-refused "issue over a pair" "--out: $T/me.pem exists" issue admin --pki "$P" --out "$T/me"
+refused "issue over a pair" "kubeca: $T/me.pem exists" issue admin --pki "$P" --out "$T/me"
 serial=$(openssl x509 -in "$T/me.pem" -noout -serial)
 kc 0 issue admin --pki "$P" --out "$T/me" --force
 expect_fails "issue --force: a new certificate" test "$(openssl x509 -in "$T/me.pem" -noout \
