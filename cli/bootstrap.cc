@@ -4,6 +4,7 @@
 
 #include "common.h"
 #include "kubeca/apply.h"
+#include "kubeca/fs.h"
 
 namespace kubeca::cli {
 
@@ -81,6 +82,7 @@ int cmd_bootstrap(const std::vector<std::string>& args) {
   if (vm.count("node")) request.node = vm["node"].as<std::string>();
   request.pki = vm["pki"].as<std::string>();
   const std::string root = vm["root"].as<std::string>();
+  check_output_dir("--root", root);
 
   const auto changes = compare_with_root(plan_files(config, request), root);
   if (vm.count("dry-run")) {

@@ -1,3 +1,4 @@
+#include <cctype>
 #include <iostream>
 
 #include "common.h"
@@ -5,6 +6,15 @@
 #include "kubeca/pki.h"
 
 namespace kubeca::cli {
+
+namespace {
+
+std::string upper(std::string s) {
+  for (auto& ch : s) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+}  // namespace
 
 int cmd_certs(const std::vector<std::string>& args) {
   po::options_description desc("Options");
@@ -23,13 +33,35 @@ int cmd_certs(const std::vector<std::string>& args) {
              "       kubeca certs renew all|NAME --pki DIR [--rotate-key]\n\n"
              "Lists every certificate in the PKI folder (and in its kubeconfigs) with\n"
              "its expiry, residual time, CA, serial and status. renew issues the same\n"
-             "identity again with a new validity, offline, with the CA key in DIR.",
+             "identity again with a new validity, offline, with the CA key in DIR.\n"
+             "A key without its certificate is listed as MISSING, a file that does not\n"
+             "parse as INVALID (status missing / invalid and an error in --json); renew\n"
+             "refuses to run while one it would renew is broken.",
              desc, vm, &pos)) {
     return 0;
   }
   const std::string action = vm["action"].as<std::string>();
   if (action == "renew") {
     if (!vm.count("name")) throw UsageError("certs renew needs all or a certificate name");
+    const std::string name = vm["name"].as<std::string>();
+    if (name.empty() || name[0] == '/' || name.find("..") != std::string::npos) {
+      throw UsageError("certs renew: \"" + name +
+                       "\" is a path; give all or a certificate's name (apiserver, etcd/server)");
+    }
+    // A broken certificate would otherwise drop out of "all" unseen: refuse, renew nothing.
+    std::string broken;
+    for (const auto& c :
+         list_certificates(vm["pki"].as<std::string>(), std::chrono::system_clock::now())) {
+      if (c.broken() && !c.is_ca && (name == "all" || name == c.name) &&
+          c.name.find(".conf") == std::string::npos) {
+        broken +=
+            (broken.empty() ? "" : "; ") + c.name + " is " + upper(c.status) + " (" + c.error + ")";
+      }
+    }
+    if (!broken.empty()) {
+      throw std::runtime_error("certs renew " + name + ": " + broken +
+                               "; restore or remove it first, nothing was renewed");
+    }
     const auto renewed =
         renew_offline(vm["pki"].as<std::string>(), vm["name"].as<std::string>(),
                       vm.count("rotate-key") > 0, std::chrono::system_clock::now());
@@ -51,6 +83,10 @@ int cmd_certs(const std::vector<std::string>& args) {
   if (action != "list" && action != "check-expiration") {
     throw UsageError("unknown action \"" + action + "\" (list, check-expiration or renew)");
   }
+  if (vm.count("name")) {
+    throw UsageError("unexpected argument \"" + vm["name"].as<std::string>() + "\": certs " +
+                     action + " lists the whole folder");
+  }
   const auto now = std::chrono::system_clock::now();
   const auto warn = parse_duration(vm["warn"].as<std::string>());
   const auto certs = list_certificates(vm["pki"].as<std::string>(), now, warn);
@@ -60,6 +96,18 @@ int cmd_certs(const std::vector<std::string>& args) {
   if (vm.count("json")) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& c : certs) {
+      if (c.broken()) {
+        out.push_back({{"name", c.name},
+                       {"subject", nullptr},
+                       {"expires", nullptr},
+                       {"residual_seconds", nullptr},
+                       {"certificate_authority", nullptr},
+                       {"is_ca", c.is_ca},
+                       {"serial", nullptr},
+                       {"status", c.status},
+                       {"error", c.error}});
+        continue;
+      }
       out.push_back({{"name", c.name},
                      {"subject", c.subject},
                      {"expires", format_time(c.not_after)},
@@ -83,6 +131,12 @@ int cmd_certs(const std::vector<std::string>& args) {
       rows.push_back({});
       rows.push_back({"CERTIFICATE AUTHORITY", "EXPIRES", "RESIDUAL TIME", "", "SERIAL", "STATUS"});
       header_ca = true;
+    }
+    if (c.broken()) {
+      std::vector<std::string> row{c.name, "-", "-", "-", "-", upper(c.status)};
+      if (action == "check-expiration") row.push_back(c.error);
+      rows.push_back(row);
+      continue;
     }
     std::vector<std::string> row{c.name,  format_time(c.not_after), residual(c), c.issuer, c.serial,
                                  c.status};

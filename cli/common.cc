@@ -2,12 +2,17 @@
 
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
 
 #include "kubeca/fs.h"
 #include "kubeca/kubeconfig.h"
 
 namespace kubeca::cli {
+
+namespace fs = std::filesystem;
 
 bool parse(const std::vector<std::string>& args, const std::string& usage,
            po::options_description& desc, po::variables_map& vm,
@@ -16,10 +21,19 @@ bool parse(const std::vector<std::string>& args, const std::string& usage,
   try {
     po::command_line_parser parser(args);
     parser.options(desc);
-    if (positional) {
-      parser.positional(*positional);
+    // Positionals are named here, not by Boost: Boost drops the ones a command has no
+    // name for, and this way a stray one is refused and named.
+    po::parsed_options parsed = parser.run();
+    unsigned position = 0;
+    for (auto& o : parsed.options) {
+      if (o.position_key == -1) continue;
+      const std::string word = o.value.empty() ? "" : o.value.front();
+      if (!positional || position >= positional->max_total_count()) {
+        throw UsageError("unexpected argument \"" + word + "\" (see --help)");
+      }
+      o.string_key = positional->name_for_position(position++);
     }
-    po::store(parser.run(), vm);
+    po::store(parsed, vm);
     if (vm.count("help")) {
       std::cout << usage << "\n\n" << desc << "\n";
       return false;
@@ -62,7 +76,34 @@ Config load_config_from(const po::variables_map& vm) {
   const std::string yaml = vm.count("config") ? vm["config"].as<std::string>() : "";
   const std::string env = vm.count("env-file") ? vm["env-file"].as<std::string>() : "";
   if (yaml.empty() && env.empty()) throw UsageError("--config or --env-file is required");
+  require_input_file("--config", yaml);
+  require_input_file("--env-file", env);
   return load_config(yaml, env);
+}
+
+void require_input_file(const std::string& flag, const std::string& path) {
+  if (path.empty()) return;
+  std::error_code ec;
+  const auto st = fs::status(path, ec);
+  if (st.type() == fs::file_type::not_found) {
+    throw InputError(flag + ": " + path + " does not exist");
+  }
+  if (st.type() == fs::file_type::directory) {
+    throw InputError(flag + ": " + path + " is a folder, not a file");
+  }
+  if (st.type() != fs::file_type::regular) {
+    throw InputError(flag + ": " + path + " is not a regular file");
+  }
+  if (::access(path.c_str(), R_OK) != 0) {
+    throw InputError(flag + ": " + path + " cannot be read: " + std::strerror(errno));
+  }
+}
+
+void check_store_url(const std::string& url) {
+  for (const char* scheme : {"sqlite:", "etcd:", "memory:"}) {
+    if (url.rfind(scheme, 0) == 0) return;
+  }
+  throw UsageError("--store: unsupported store URL \"" + url + "\" (use sqlite:PATH)");
 }
 
 void add_admin_options(po::options_description& desc) {
@@ -77,8 +118,13 @@ void add_admin_options(po::options_description& desc) {
 AdminTarget admin_target(const po::variables_map& vm) {
   AdminTarget t;
   if (vm.count("store")) {
+    check_store_url(vm["store"].as<std::string>());
     t.store = open_store(vm["store"].as<std::string>());
     return t;
+  }
+  for (const char* f :
+       {"kubeconfig", "certificate-authority", "client-certificate", "client-key"}) {
+    if (vm.count(f)) require_input_file(std::string("--") + f, vm[f].as<std::string>());
   }
   KubeconfigCredentials c;
   if (vm.count("kubeconfig")) {

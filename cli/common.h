@@ -41,7 +41,12 @@ void print_json(const nlohmann::json& j);
 // "[3/20] apiserver" on one terminal line, overwritten as work goes on.
 void progress_line(size_t done, size_t total, const std::string& what);
 
+// --config or --env-file, each an existing readable file (InputError otherwise).
 Config load_config_from(const po::variables_map& vm);
+// An input file a flag names: it exists, is a regular file and can be read (InputError).
+void require_input_file(const std::string& flag, const std::string& path);
+// A store URL of a scheme kubeca knows (UsageError), checked before anything is opened.
+void check_store_url(const std::string& url);
 
 // Admin commands reach either the store (--store URL) or a running service as an admin
 // (--kubeconfig, or --server with --certificate-authority/--client-certificate/--client-key).

@@ -3,6 +3,7 @@
 
 #include "common.h"
 #include "kubeca/fs.h"
+#include "kubeca/keys.h"
 #include "kubeca/node.h"
 #include "kubeca/pki.h"
 #include "kubeca/server.h"
@@ -23,6 +24,13 @@ int cmd_demo(const std::vector<std::string>& args) {
              desc, vm)) {
     return 0;
   }
+  // Checked before anything is made: a refused run leaves no folder and no cluster.yaml.
+  const std::string algo = vm["key-algorithm"].as<std::string>();
+  if (!parse_key_algorithm(algo)) {
+    throw UsageError("--key-algorithm: unknown \"" + algo +
+                     "\" (rsa-2048, rsa-3072, rsa-4096, ecdsa-p256, ecdsa-p384, ed25519)");
+  }
+  if (vm.count("dir")) check_output_dir("--dir", vm["dir"].as<std::string>());
   fs::path dir;
   if (vm.count("dir")) {
     dir = vm["dir"].as<std::string>();
@@ -33,7 +41,6 @@ int cmd_demo(const std::vector<std::string>& args) {
     dir = tmpl;
   }
   dir = fs::absolute(dir);
-  const std::string algo = vm["key-algorithm"].as<std::string>();
   const std::string store = "sqlite:" + (dir / "kubeca.db").string();
   const std::string yaml =
       "cluster: {name: demo, domain: cluster.local, flavor: modern}\n"
@@ -92,9 +99,10 @@ int cmd_demo(const std::vector<std::string>& args) {
   n.out_dir = dir / "node";
   n.name = "demo-worker-1";
   n.kubeconfig_out = (dir / "node" / "kubelet.conf").string();
-  std::cout << "\n4. The node asks for its certificate at boot\n   $ kubeca request --server "
-            << url << " --token <token> --ca-hash " << pin << " --out-dir " << n.out_dir.string()
-            << " --name demo-worker-1 --kubeconfig-out " << n.kubeconfig_out << "\n";
+  std::cout << "\n4. The node asks for its certificate at boot (the token in a 0600 file)\n"
+            << "   $ kubeca request --server " << url << " --token-file <file> --ca-hash " << pin
+            << " --out-dir " << n.out_dir.string() << " --name demo-worker-1 --kubeconfig-out "
+            << n.kubeconfig_out << "\n";
   const auto got = node_request(n);
   const auto cert = parse_certificate_pem(read_file(got.cert));
   const auto ca = load_ca(pki, Profile::kCa, config.flavor);

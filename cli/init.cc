@@ -1,6 +1,7 @@
 #include <iostream>
 
 #include "common.h"
+#include "kubeca/fs.h"
 #include "kubeca/pki.h"
 
 namespace kubeca::cli {
@@ -19,8 +20,9 @@ int cmd_init(const std::vector<std::string>& args) {
              desc, vm)) {
     return 0;
   }
-  const Config config = load_config_from(vm);
   const std::string dir = vm["pki"].as<std::string>();
+  check_output_dir("--pki", dir);
+  const Config config = load_config_from(vm);
   const auto report = init_pki(config, dir, std::chrono::system_clock::now(), progress_line);
   if (vm.count("json")) {
     nlohmann::json files = nlohmann::json::array();

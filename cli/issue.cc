@@ -1,6 +1,7 @@
 #include <iostream>
 
 #include "common.h"
+#include "kubeca/fs.h"
 #include "kubeca/pki.h"
 
 namespace kubeca::cli {
@@ -18,7 +19,8 @@ int cmd_issue(const std::vector<std::string>& args) {
       "flavor", po::value<std::string>(),
       "modern or coreos-2016 (default: the config's, or the CA's)")(
       "out", po::value<std::string>(), "write PREFIX.pem and PREFIX-key.pem")(
-      "json", "print the result as JSON");
+      "force", "replace an existing PREFIX.pem / PREFIX-key.pem")("json",
+                                                                  "print the result as JSON");
   po::positional_options_description pos;
   pos.add("profile", 1);
   po::variables_map vm;
@@ -28,11 +30,16 @@ int cmd_issue(const std::vector<std::string>& args) {
   }
   if (!parse(args,
              "Usage: kubeca issue PROFILE --pki DIR [--config F] [--name N] [--ip IP]... "
-             "[--dns D]... [--out PREFIX]\n\nIssues one certificate with a new key. "
-             "Profiles: " +
+             "[--dns D]... [--out PREFIX] [--force]\n\nIssues one certificate with a new key. "
+             "An existing pair at PREFIX is refused unless --force.\nProfiles: " +
                  profiles,
              desc, vm, &pos)) {
     return 0;
+  }
+  if (vm.count("out")) {
+    const std::string out = vm["out"].as<std::string>();
+    if (is_stdout(out)) throw UsageError("--out: issue writes two files; give a PREFIX, not -");
+    for (const char* ext : {".pem", "-key.pem"}) check_output_file("--out", out + ext);
   }
   const auto profile = parse_profile(vm["profile"].as<std::string>());
   if (!profile || profile_is_ca(*profile)) {
@@ -73,8 +80,8 @@ int cmd_issue(const std::vector<std::string>& args) {
   auto ca = load_ca(dir, issuer_of(*profile), config.flavor);
   const fs::path prefix = vm.count("out") ? fs::path(vm["out"].as<std::string>())
                                           : cert_path(dir, spec.file).replace_extension();
-  const auto issued =
-      issue_to_files(*ca, spec, *algorithm, prefix, std::chrono::system_clock::now());
+  const auto issued = issue_to_files(*ca, spec, *algorithm, prefix,
+                                     std::chrono::system_clock::now(), vm.count("force") > 0);
   const std::string cert_file = prefix.string() + ".pem", key_file = prefix.string() + "-key.pem";
   if (vm.count("json")) {
     print_json({{"profile", to_string(*profile)},

@@ -15,11 +15,16 @@ int cmd_kubeconfig(const std::vector<std::string>& args) {
       "admin, or the file name of a certificate in the PKI (kubelet-NODE, kube-proxy, ...)")(
       "server", po::value<std::string>()->required(), "the API server (or signer) URL")(
       "cluster-name", po::value<std::string>()->default_value("kubernetes"), "cluster entry name")(
-      "out", po::value<std::string>()->required(), "the kubeconfig file to write (0600)");
+      "out", po::value<std::string>()->required(),
+      "the kubeconfig file to write (0600); - for standard output")(
+      "force", "replace an existing --out file that holds something else");
   po::variables_map vm;
   if (!parse(args,
-             "Usage: kubeca kubeconfig --pki DIR --user admin|NAME --server URL --out FILE\n\n"
-             "Writes a kubeconfig embedding the CA, the user's certificate and key.",
+             "Usage: kubeca kubeconfig --pki DIR --user admin|NAME --server URL --out FILE "
+             "[--force]\n\n"
+             "Writes a kubeconfig embedding the CA, the user's certificate and key. An\n"
+             "existing --out with other content is refused unless --force; one with the\n"
+             "same content is left as it is.",
              desc, vm)) {
     return 0;
   }
@@ -31,6 +36,8 @@ int cmd_kubeconfig(const std::vector<std::string>& args) {
   }
   const std::string server = vm["server"].as<std::string>();
   if (server.rfind("https://", 0) != 0) throw UsageError("--server: must be an https:// URL");
+  const std::string out = vm["out"].as<std::string>();
+  if (!is_stdout(out)) check_output_file("--out", out);
   const fs::path cert = cert_path(dir, user), key = key_path(dir, user);
   if (!file_exists(cert)) {
     throw InputError("--user: " + cert.string() + " not found (issue it with `kubeca issue`)");
@@ -47,9 +54,11 @@ int cmd_kubeconfig(const std::vector<std::string>& args) {
                       "",
                       "",
                       ""};
-  write_file_atomic(vm["out"].as<std::string>(), render_kubeconfig(spec), 0600);
-  std::cout << "wrote " << vm["out"].as<std::string>() << " for " << spec.user << " at " << server
-            << "\n";
+  const bool wrote = write_output("--out", out, render_kubeconfig(spec), 0600, vm.count("force"));
+  if (!is_stdout(out)) {
+    std::cout << (wrote ? "wrote " : "unchanged ") << out << " for " << spec.user << " at "
+              << server << "\n";
+  }
   return 0;
 }
 

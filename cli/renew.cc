@@ -34,6 +34,9 @@ int cmd_renew(const std::vector<std::string>& args) {
              desc, vm)) {
     return 0;
   }
+  for (const char* f : {"ca", "cert", "key"}) {
+    require_input_file(std::string("--") + f, vm[f].as<std::string>());
+  }
   RenewOptions o;
   o.server = vm["server"].as<std::string>();
   o.ca_file = vm["ca"].as<std::string>();
@@ -43,6 +46,9 @@ int cmd_renew(const std::vector<std::string>& args) {
   o.force = vm.count("force") > 0;
   if (vm.count("exec")) o.exec = vm["exec"].as<std::string>();
   o.max_attempts = vm["retries"].as<int>();
+  if (o.max_attempts < 1) {
+    throw UsageError("--retries: " + std::to_string(o.max_attempts) + " is not 1 or more");
+  }
   o.max_delay = parse_duration(vm["max-backoff"].as<std::string>());
   o.log = [](const std::string& s) { std::cerr << "kubeca: " << s << std::endl; };
   if (!vm.count("daemon")) {

@@ -24,6 +24,18 @@ int cmd_revoke(const std::vector<std::string>& args) {
     return 0;
   }
   if (vm.count("serial") == vm.count("cert")) throw UsageError("give one of --serial or --cert");
+  if (vm.count("serial")) {
+    const std::string s = vm["serial"].as<std::string>();
+    std::string digits;
+    for (char ch : s) {
+      if (ch != ':') digits += ch;
+    }
+    if (digits.empty() || digits.size() > 64 ||
+        digits.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+      throw UsageError("--serial: \"" + s + "\" is not hex (as `openssl x509 -serial` prints it)");
+    }
+  }
+  if (vm.count("cert")) require_input_file("--cert", vm["cert"].as<std::string>());
   const std::string reason_name = vm["reason"].as<std::string>();
   const auto reason = parse_revocation_reason(reason_name);
   if (!reason) throw UsageError("--reason: unknown \"" + reason_name + "\"");
@@ -53,16 +65,22 @@ int cmd_revoke(const std::vector<std::string>& args) {
 
 int cmd_crl(const std::vector<std::string>& args) {
   po::options_description desc("Options");
-  desc.add_options()("out", po::value<std::string>()->required(), "write the CRL here")(
+  desc.add_options()("out", po::value<std::string>()->required(),
+                     "write the CRL here; - for standard output")(
+      "force", "replace an existing --out file that holds something else (an older CRL)")(
       "pem", "PEM instead of DER")("pki", po::value<std::string>(), "with --store: the CA folder");
   add_admin_options(desc);
   po::variables_map vm;
   if (!parse(args,
-             "Usage: kubeca crl --out FILE [--pem] (--pki DIR --store URL, or the service)\n\n"
-             "Writes the current certificate revocation list, signed by the CA.",
+             "Usage: kubeca crl --out FILE|- [--pem] [--force] (--pki DIR --store URL, or the "
+             "service)\n\n"
+             "Writes the current certificate revocation list, signed by the CA. An existing\n"
+             "--out file with other content (an older CRL) is replaced only with --force.",
              desc, vm)) {
     return 0;
   }
+  const std::string out = vm["out"].as<std::string>();
+  if (!is_stdout(out)) check_output_file("--out", out);
   AdminTarget t = admin_target(vm);
   const bool pem = vm.count("pem") > 0;
   std::string data;
@@ -76,8 +94,8 @@ int cmd_crl(const std::vector<std::string>& args) {
     const Crl crl = make_crl(*ca, t.store->list_certificates(), std::chrono::system_clock::now());
     data = pem ? crl.pem() : std::string(crl.der.begin(), crl.der.end());
   }
-  write_file_atomic(vm["out"].as<std::string>(), data, 0644);
-  std::cout << "wrote " << vm["out"].as<std::string>() << "\n";
+  const bool wrote = write_output("--out", out, data, 0644, vm.count("force"));
+  if (!is_stdout(out)) std::cout << (wrote ? "wrote " : "unchanged ") << out << "\n";
   return 0;
 }
 

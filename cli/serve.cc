@@ -1,11 +1,44 @@
 #include <signal.h>
 
+#include <filesystem>
 #include <iostream>
+#include <tuple>
+#include <utility>
 
 #include "common.h"
+#include "kubeca/fs.h"
 #include "kubeca/server.h"
 
 namespace kubeca::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// HOST:PORT or [IPv6]:PORT, the port 0 (any free one) to 65535; UsageError naming `what`.
+std::pair<std::string, int> parse_listen(const std::string& what, const std::string& listen) {
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    throw UsageError(what + ": \"" + listen + "\" is not HOST:PORT");
+  }
+  std::string host = listen.substr(0, colon);
+  const std::string port = listen.substr(colon + 1);
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') {
+      throw UsageError(what + ": \"" + listen + "\" is not HOST:PORT");
+    }
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string::npos) {
+    throw UsageError(what + ": write an IPv6 address in brackets, [" + host + "]:" + port);
+  }
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != port.npos ||
+      std::stoi(port) > 65535) {
+    throw UsageError(what + ": port \"" + port + "\" is not a number from 0 to 65535");
+  }
+  return {host, std::stoi(port)};
+}
+
+}  // namespace
 
 int cmd_serve(const std::vector<std::string>& args) {
   po::options_description desc("Options");
@@ -16,7 +49,8 @@ int cmd_serve(const std::vector<std::string>& args) {
       "store", po::value<std::string>(), "sqlite:PATH (default signer.store)")(
       "audit-log", po::value<std::string>(),
       "append one JSON line per decision here (default stdout)")(
-      "threads", po::value<size_t>()->default_value(64), "connections served at once")(
+      "threads", po::value<long long>()->default_value(64),
+      "connections served at once (1 to 4096)")(
       "max-failures", po::value<int>()->default_value(10),
       "failed token attempts from one address per minute before 429");
   po::variables_map vm;
@@ -29,22 +63,29 @@ int cmd_serve(const std::vector<std::string>& args) {
   }
   const Config config = load_config_from(vm);
   ServeOptions o;
-  const std::string listen =
-      vm.count("listen") ? vm["listen"].as<std::string>() : config.signer_listen;
-  const auto colon = listen.rfind(':');
-  if (colon == std::string::npos) throw UsageError("--listen: expected HOST:PORT");
-  o.host = listen.substr(0, colon);
-  if (!o.host.empty() && o.host.front() == '[') o.host = o.host.substr(1, o.host.size() - 2);
-  try {
-    o.port = std::stoi(listen.substr(colon + 1));
-  } catch (const std::exception&) {
-    throw UsageError("--listen: bad port in \"" + listen + "\"");
+  const bool flag = vm.count("listen") > 0;
+  std::tie(o.host, o.port) =
+      parse_listen(flag ? "--listen" : "signer.listen",
+                   flag ? vm["listen"].as<std::string>() : config.signer_listen);
+  const long long threads = vm["threads"].as<long long>();
+  if (threads < 1 || threads > 4096) {
+    throw UsageError("--threads: " + std::to_string(threads) + " is not between 1 and 4096");
   }
-  o.threads = vm["threads"].as<size_t>();
+  o.threads = static_cast<size_t>(threads);
   o.max_failures = vm["max-failures"].as<int>();
+  if (o.max_failures < 1) throw UsageError("--max-failures: must be 1 or more");
   if (vm.count("audit-log")) o.audit_log = vm["audit-log"].as<std::string>();
   const std::string store_url =
       vm.count("store") ? vm["store"].as<std::string>() : config.signer_store;
+  check_store_url(store_url);
+  // The CA is checked before the store is opened: a wrong --pki creates no database.
+  const std::string pki = vm["pki"].as<std::string>();
+  for (const char* f : {"ca.pem", "ca-key.pem"}) {
+    if (!file_exists(fs::path(pki) / f)) {
+      throw InputError("--pki: " + (fs::path(pki) / f).string() +
+                       " not found (run `kubeca init` first)");
+    }
+  }
 
   // Signals are taken by a waiting thread, not a handler: stop() is not async-signal-safe.
   sigset_t set;
@@ -53,7 +94,7 @@ int cmd_serve(const std::vector<std::string>& args) {
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
-  SigningServer server(config, vm["pki"].as<std::string>(), open_store(store_url), o);
+  SigningServer server(config, pki, open_store(store_url), o);
   const int port = server.start();
   std::cerr << "kubeca: serving on https://" << o.host << ":" << port << " (store " << store_url
             << ")" << std::endl;

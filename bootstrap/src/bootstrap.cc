@@ -175,6 +175,11 @@ json template_values(const Config& c, const BootstrapRequest& r) {
     }
   } else if (r.role == Role::kWorker) {
     if (r.node.empty()) throw InputError("--node: bootstrap worker needs the worker's name");
+    if (node == c.master_name) {
+      throw InputError("--node: \"" + node +
+                       "\" is the master (master.name); lay it down with `kubeca bootstrap "
+                       "master`, which includes its kubelet");
+    }
     if (!c.find_worker(node)) {
       throw InputError("--node: \"" + node + "\" is not in workers (" + node_names(c) + ")");
     }

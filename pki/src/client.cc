@@ -1,9 +1,16 @@
 #include "kubeca/client.h"
 
 #include <httplib.h>
+#include <netdb.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <random>
 #include <stdexcept>
 #include <thread>
@@ -50,22 +57,72 @@ T* from_pem(const std::string& pem, F read) {
   return out;
 }
 
-HttpResult convert(const httplib::Result& r) {
+// Why a TCP connection to host:port fails, in words: httplib says only "Connection".
+std::string connect_cause(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  const int rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res);
+  if (rc != 0) return std::string("the name does not resolve (") + ::gai_strerror(rc) + ")";
+  std::string cause = "connection failed";
+  for (addrinfo* a = res; a; a = a->ai_next) {
+    const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+      cause = std::strerror(errno);
+      continue;
+    }
+    int err = ::connect(fd, a->ai_addr, a->ai_addrlen) == 0 ? 0 : errno;
+    if (err == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      if (::poll(&p, 1, 5000) <= 0) {
+        err = ETIMEDOUT;
+      } else {
+        socklen_t len = sizeof err;
+        ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      }
+    }
+    ::close(fd);
+    if (err == 0) {
+      cause = "the connection was closed before an answer";
+      break;
+    }
+    cause = std::strerror(err);
+  }
+  ::freeaddrinfo(res);
+  return cause;
+}
+
+HttpResult convert(const httplib::Result& r, const Url& u) {
   HttpResult out;
   if (!r) {
+    const std::string at = url_host(u.host) + ":" + std::to_string(u.port);
     switch (r.error()) {
       case httplib::Error::SSLServerVerification:
-        out.transport_error =
-            "TLS: the server's certificate is not valid for this CA and address "
-            "(expired, another CA, or another name)";
+        out.transport_error = "TLS: the certificate of " + at +
+                              " is not valid for this CA and address "
+                              "(expired, another CA, or another name)";
         out.retryable = false;
         break;
       case httplib::Error::SSLLoadingCerts:
         out.transport_error = "TLS: the CA or client certificate cannot be loaded";
         out.retryable = false;
         break;
+      case httplib::Error::Connection:
+        out.transport_error = "cannot reach " + at + ": " + connect_cause(u.host, u.port);
+        break;
+      case httplib::Error::ConnectionTimeout:
+        out.transport_error = "cannot reach " + at + ": no answer to connect within 5 s";
+        break;
+      case httplib::Error::SSLConnection:
+        out.transport_error = "TLS handshake with " + at + " failed (is it kubeca serve?)";
+        break;
+      case httplib::Error::Read:
+      case httplib::Error::Write:
+        out.transport_error =
+            "the connection to " + at + " broke (" + httplib::to_string(r.error()) + " failed)";
+        break;
       default:
-        out.transport_error = "cannot reach the server: " + httplib::to_string(r.error());
+        out.transport_error = "cannot reach " + at + ": " + httplib::to_string(r.error());
     }
     return out;
   }
@@ -81,7 +138,7 @@ namespace {
 // A connection that never got as far as sending the request (the server's accept queue or
 // all its workers busy) is tried again at once: even a POST cannot have been acted on.
 template <typename F>
-HttpResult send_once(F&& request) {
+HttpResult send_once(F&& request, const Url& u) {
   httplib::Result r = request();
   for (int attempt = 1; attempt < 4 && !r; ++attempt) {
     const auto e = r.error();
@@ -92,13 +149,14 @@ HttpResult send_once(F&& request) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100 * attempt));
     r = request();
   }
-  return convert(r);
+  return convert(r, u);
 }
 
 }  // namespace
 
 struct ApiClient::Impl {
   std::unique_ptr<httplib::SSLClient> http;
+  Url url;
   std::chrono::steady_clock::time_point last_used;
 
   // The server closes keep-alive connections idle for 2 s; one idle for a second is
@@ -107,7 +165,7 @@ struct ApiClient::Impl {
   HttpResult send(F&& request) {
     const auto now = std::chrono::steady_clock::now();
     if (now - last_used > std::chrono::seconds(1)) http->stop();
-    HttpResult r = send_once(std::forward<F>(request));
+    HttpResult r = send_once(std::forward<F>(request), url);
     last_used = std::chrono::steady_clock::now();
     return r;
   }
@@ -117,6 +175,7 @@ ApiClient::ApiClient(const std::string& url, const std::string& ca_pem, const st
                      const std::string& key_pem)
     : impl_(std::make_unique<Impl>()) {
   const Url u = https_url(url);
+  impl_->url = u;
   if (!cert_pem.empty()) {
     X509* cert = from_pem<X509>(cert_pem, PEM_read_bio_X509);
     EVP_PKEY* key = from_pem<EVP_PKEY>(key_pem, PEM_read_bio_PrivateKey);
@@ -182,6 +241,7 @@ HttpResult with_retries(const std::function<HttpResult()>& attempt, int max_atte
   std::chrono::milliseconds delay(500);
   std::mt19937 jitter(std::random_device{}());
   HttpResult r;
+  max_attempts = std::max(max_attempts, 1);  // one try at least: a result is always a real one
   for (int i = 1; i <= max_attempts; ++i) {
     r = attempt();
     if ((r.status != 0 && r.status != 503) || !r.retryable) return r;

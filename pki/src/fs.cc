@@ -9,9 +9,12 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <iostream>
 #include <set>
 #include <sstream>
 #include <stdexcept>
+
+#include "kubeca/config.h"
 
 namespace kubeca {
 
@@ -113,6 +116,7 @@ bool is_temporary_name(const std::string& name) {
 }  // namespace
 
 void write_file_atomic(const std::filesystem::path& path, const std::string& data, unsigned mode) {
+  check_output_file("output", path);
   rename_into(write_temporary(path, data, mode, true), path);
   (void)fsync_dir(path.parent_path());
 }
@@ -195,6 +199,58 @@ FolderLock::FolderLock(const std::filesystem::path& dir) {
 }
 
 FolderLock::~FolderLock() { ::close(fd_); }
+
+bool is_stdout(const std::filesystem::path& path) { return path == "-"; }
+
+namespace {
+
+std::string kind_of(mode_t m) {
+  if (S_ISDIR(m)) return "a folder";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  if (S_ISFIFO(m)) return "a FIFO";
+  if (S_ISSOCK(m)) return "a socket";
+  return "not a regular file";
+}
+
+}  // namespace
+
+void check_output_file(const std::string& flag, const std::filesystem::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return;  // absent (or a dangling symlink): made anew
+  if (S_ISREG(st.st_mode)) return;
+  throw InputError(flag + ": " + path.string() + " is " + kind_of(st.st_mode) +
+                   ", not a regular file; refusing to replace it");
+}
+
+void check_output_dir(const std::string& flag, const std::filesystem::path& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0 || S_ISDIR(st.st_mode)) return;
+  throw InputError(flag + ": " + dir.string() + " is not a folder (it is " +
+                   (S_ISREG(st.st_mode) ? std::string("a file") : kind_of(st.st_mode)) + ")");
+}
+
+void check_replace(const std::string& flag, const std::filesystem::path& path,
+                   const std::string& data, bool force) {
+  check_output_file(flag, path);
+  if (force || !file_exists(path) || read_file(path) == data) return;
+  throw InputError(flag + ": " + path.string() +
+                   " exists with other content; choose another path or add --force to replace it");
+}
+
+bool write_output(const std::string& flag, const std::filesystem::path& path,
+                  const std::string& data, unsigned mode, bool force) {
+  if (is_stdout(path)) {
+    std::cout.write(data.data(), static_cast<std::streamsize>(data.size()));
+    std::cout.flush();
+    if (!std::cout) throw std::runtime_error("cannot write to standard output");
+    return true;
+  }
+  check_replace(flag, path, data, force);
+  if (file_exists(path) && read_file(path) == data) return false;
+  write_file_atomic(path, data, mode);
+  return true;
+}
 
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);

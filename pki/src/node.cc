@@ -3,10 +3,13 @@
 #include <botan/pkcs10.h>
 #include <botan/x509self.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <thread>
 
@@ -159,6 +162,46 @@ bool recover_pair(const fs::path& cert, const fs::path& key) {
   return did;
 }
 
+std::string read_token_file(const std::string& flag, const fs::path& path) {
+  // Opened once, then judged by what was opened: no race between a check and the read,
+  // and O_NONBLOCK so a FIFO cannot hang the node's boot.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) {
+    throw InputError(flag + ": cannot open " + path.string() + ": " + std::strerror(errno));
+  }
+  struct stat st {};
+  std::string data;
+  std::string problem;
+  if (::fstat(fd, &st) != 0) {
+    problem = std::string("cannot stat it: ") + std::strerror(errno);
+  } else if (!S_ISREG(st.st_mode)) {
+    problem = "is not a regular file";
+  } else if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%03o", static_cast<unsigned>(st.st_mode & 0777));
+    problem = std::string("is mode ") + mode +
+              ": others may read or change it; chmod 600 it (and issue a new token)";
+  } else if (st.st_size > 4096) {
+    problem = "is too large to hold a token";
+  } else {
+    char buf[4097];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) data.append(buf, static_cast<size_t>(n));
+    if (n < 0) problem = std::string("cannot read it: ") + std::strerror(errno);
+  }
+  ::close(fd);
+  if (!problem.empty()) throw InputError(flag + ": " + path.string() + " " + problem);
+  while (!data.empty() && (data.back() == '\n' || data.back() == '\r' || data.back() == ' ')) {
+    data.pop_back();
+  }
+  if (data.empty()) throw InputError(flag + ": " + path.string() + " is empty");
+  if (!parse_token(data)) {
+    throw InputError(flag + ": " + path.string() +
+                     " does not hold a token of the form [a-z0-9]{6}.[a-z0-9]{16}");
+  }
+  return data;
+}
+
 NodeRequestResult node_request(const NodeRequestOptions& o) {
   if (!is_dns_name(o.name)) throw InputError("--name: \"" + o.name + "\" is not a valid node name");
   if (!parse_token(o.token)) {
@@ -182,6 +225,17 @@ NodeRequestResult node_request(const NodeRequestOptions& o) {
   r.cert = o.out_dir / (o.name + ".pem");
   r.key = o.out_dir / (o.name + "-key.pem");
   r.ca = o.out_dir / "ca.pem";
+  // Every output judged before the token is spent (fs.h's rule; request owns these files
+  // and replaces them when it gets a new certificate).
+  if (is_stdout(o.out_dir)) throw InputError("--out-dir: a folder, not standard output");
+  check_output_dir("--out-dir", o.out_dir);
+  for (const auto& p : {r.ca, r.cert, r.key}) check_output_file("--out-dir", p);
+  if (!o.kubeconfig_out.empty()) {
+    if (is_stdout(o.kubeconfig_out)) {
+      throw InputError("--kubeconfig-out: a file, not standard output");
+    }
+    check_output_file("--kubeconfig-out", o.kubeconfig_out);
+  }
   recover_pair(r.cert, r.key);
   if (still_fresh(r.cert, r.key, r.ca)) {
     const auto c = parse_certificate_pem(read_file(r.cert));

@@ -343,12 +343,14 @@ InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now, const P
 }
 
 Issued issue_to_files(const Ca& ca, const CertSpec& spec, KeyAlgorithm algorithm,
-                      const fs::path& prefix, TimePoint now) {
+                      const fs::path& prefix, TimePoint now, bool force) {
   const fs::path cp = prefix.string() + ".pem", kp = prefix.string() + "-key.pem";
   for (const auto& p : {cp, kp}) {
-    if (file_exists(p)) {
-      throw std::runtime_error(
-          p.string() + " exists; choose another --out or renew it with `kubeca certs renew`");
+    check_output_file("--out", p);
+    if (!force && file_exists(p)) {
+      throw InputError(p.string() +
+                       " exists; choose another --out, renew it with `kubeca certs renew`, "
+                       "or add --force to replace it");
     }
   }
   Botan::RandomNumberGenerator& rng = thread_rng();
@@ -375,24 +377,75 @@ int64_t unix_seconds(TimePoint t) {
 
 int64_t unix_now() { return unix_seconds(std::chrono::system_clock::now()); }
 
+namespace {
+
+// A certificate's name from its key file's, "" for another file: "etcd/server-key.pem" ->
+// "etcd/server".
+std::string name_of_key(const std::string& rel) {
+  const std::string suffix = "-key.pem";
+  if (rel.size() <= suffix.size() ||
+      rel.compare(rel.size() - suffix.size(), suffix.size(), suffix) != 0) {
+    return "";
+  }
+  return rel.substr(0, rel.size() - suffix.size());
+}
+
+bool is_ca_name(const std::string& name) {
+  return name == "ca" || (name.size() > 3 && (name.compare(name.size() - 3, 3, "-ca") == 0 ||
+                                              name.compare(name.size() - 3, 3, "/ca") == 0));
+}
+
+// What is wrong in the folder: a key whose certificate is gone (MISSING, also a dangling
+// symlink), a certificate or kubeconfig that does not parse (INVALID).
+std::vector<CertStatus> broken_entries(const fs::path& dir,
+                                       const std::map<std::string, std::string>& invalid) {
+  std::vector<CertStatus> out;
+  for (const auto& [name, why] : invalid) {
+    CertStatus s;
+    s.name = name;
+    s.status = "invalid";
+    s.error = why;
+    s.is_ca = is_ca_name(name);
+    out.push_back(std::move(s));
+  }
+  for (const fs::path& p : visible_files(dir)) {
+    const std::string name = name_of_key(p.lexically_relative(dir).string());
+    if (name.empty() || file_exists(cert_path(dir, name)) || invalid.count(name)) continue;
+    CertStatus s;
+    s.name = name;
+    s.status = "missing";
+    s.error = cert_path(dir, name).string() +
+              (fs::is_symlink(cert_path(dir, name)) ? " is a dangling symlink" : " is gone") +
+              " (its key is there)";
+    s.is_ca = is_ca_name(name);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace
+
 std::vector<CertStatus> list_certificates(const fs::path& dir, TimePoint now,
                                           std::chrono::seconds warn) {
   if (!fs::is_directory(dir)) throw InputError("--pki: " + dir.string() + " is not a folder");
   std::vector<std::pair<std::string, Botan::X509_Certificate>> certs;
+  std::map<std::string, std::string> invalid;  // name -> why
   for (const fs::path& p : visible_files(dir)) {
     const std::string rel = p.lexically_relative(dir).string();
     const std::string fname = p.filename().string();
+    const bool pem = p.extension() == ".pem" && fname.find("-key.pem") == std::string::npos;
+    const std::string name = pem ? rel.substr(0, rel.size() - 4) : rel;
     try {
-      if (p.extension() == ".pem" && fname.find("-key.pem") == std::string::npos) {
-        certs.emplace_back(rel.substr(0, rel.size() - 4), parse_certificate_pem(read_file(p)));
+      if (pem) {
+        certs.emplace_back(name, parse_certificate_pem(read_file(p)));
       } else if (p.extension() == ".conf") {
         const auto creds = read_kubeconfig(p.string());
         if (!creds.client_cert_pem.empty()) {
-          certs.emplace_back(rel, parse_certificate_pem(creds.client_cert_pem));
+          certs.emplace_back(name, parse_certificate_pem(creds.client_cert_pem));
         }
       }
-    } catch (const std::exception&) {
-      continue;  // not a certificate: a bundle or a foreign file is not ours to list
+    } catch (const std::exception& e) {
+      invalid[name] = p.string() + ": " + e.what();  // shown, never dropped
     }
   }
   std::map<std::string, std::string> ca_names;  // subject DN -> file name
@@ -418,6 +471,7 @@ std::vector<CertStatus> list_certificates(const fs::path& dir, TimePoint now,
                                           : "valid";
     out.push_back(std::move(s));
   }
+  for (auto& b : broken_entries(dir, invalid)) out.push_back(std::move(b));
   std::sort(out.begin(), out.end(), [](const CertStatus& a, const CertStatus& b) {
     if (a.is_ca != b.is_ca) return !a.is_ca;
     return a.name < b.name;

@@ -9,7 +9,9 @@
 #  - the renew exits 0 when not due (same serial, no hook) and with --force renews (a new
 #    serial, the same names, the kubelet restart hook run), still where the kubelet reads;
 #  - `bootstrap worker` re-run then (also --dry-run, --force) leaves the renewed pair alone;
-#  - the units pass `systemd-analyze verify`.
+#  - the units pass `systemd-analyze verify`;
+#  - the token is on no Exec line: not as written, not once the environment is expanded
+#    (a command line is world-readable in /proc/PID/cmdline); kubeca reads KUBECA_TOKEN.
 source "$(dirname "$0")/bootstrap_lib.sh"
 
 for tool in openssl systemd-analyze kubectl; do
@@ -116,6 +118,10 @@ for key, line in sorted(commands, key=lambda c: order[c[0]]):
     argv = [under_root(w) for word in shlex.split(line[len(prefix):]) for w in expand(word, env)]
     if key == "ExecStart":
         argv += extra
+    # The command line is world-readable (/proc/PID/cmdline, ps): never the token.
+    token = env.get("KUBECA_TOKEN")
+    if token and any(token in a or token.split(".")[-1] in a for a in argv):
+        sys.exit(f"unit_run: {key} puts the bootstrap token on the command line")
     if not os.path.isabs(argv[0]) or not os.access(argv[0], os.X_OK):
         sys.exit(f"unit_run: {key} runs {argv[0]}, not an executable on this host")
     shown = " ".join(argv)
@@ -256,6 +262,9 @@ YAML
   "$KUBECA" bootstrap worker --config "$dir/cluster.yaml" --pki "$pki" --root "$root" \
     --node "$NODE" >/dev/null
   verify_units "$root"
+  local exec_token
+  exec_token=$(grep -rE '^Exec[A-Za-z]*=.*(--token|KUBECA_TOKEN)' "$root/etc/systemd" || true)
+  [ -z "$exec_token" ] || fail "$flavor: a unit puts the token on a command line: $exec_token"
   local request_unit="$root/etc/systemd/system/kubeca-request.service"
   local renew_unit="$root/etc/systemd/system/kubeca-renew.service"
 

@@ -30,9 +30,9 @@ expect_eq "n9 key matches" "$(openssl pkey -in "$P/kubelet-n9-key.pem" -pubout)"
   "$(openssl x509 -in "$P/kubelet-n9.pem" -noout -pubkey)"
 expect_contains "issue output: serial" "$OUT" "serial $(serial_of "$P/kubelet-n9.pem")"
 
-# It never overwrites.
+# It never overwrites (bad input, exit 2, as for every output path without --force).
 n9=$(sha256sum "$P/kubelet-n9.pem" "$P/kubelet-n9-key.pem")
-kc 1 issue kubelet --name n9 --ip 192.168.24.19 --pki "$P"
+kc 2 issue kubelet --name n9 --ip 192.168.24.19 --pki "$P"
 expect_one_error_line "issue twice" "$P/kubelet-n9.pem exists"
 expect_eq "issue twice: files unchanged" "$(sha256sum "$P/kubelet-n9.pem" "$P/kubelet-n9-key.pem")" "$n9"
 

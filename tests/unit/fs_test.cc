@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "kubeca/config.h"
 #include "test_support.h"
 
 namespace kubeca {
@@ -25,7 +26,7 @@ class FsTest : public ::testing::Test {
   std::set<std::string> names(const fs::path& d) const {
     std::set<std::string> out;
     for (const auto& e : fs::recursive_directory_iterator(d)) {
-      out.insert(fs::relative(e.path(), dir_).string());
+      out.insert(e.path().lexically_relative(dir_).string());  // a symlink as itself
     }
     return out;
   }
@@ -45,6 +46,38 @@ TEST_F(FsTest, WriteFileAtomicReplacesWholeFileWithItsMode) {
   EXPECT_EQ(read_file(dir_ / "a-key.pem"), "new contents");
   EXPECT_EQ(mode_of(dir_ / "a-key.pem"), 0600u);
   EXPECT_EQ(names(dir_), (std::set<std::string>{"a-key.pem"}));
+}
+
+// The output rule: a FIFO, a socket, a folder or a symlink to one is refused and stays.
+TEST_F(FsTest, WriteFileAtomicRefusesWhatIsNotARegularFile) {
+  const fs::path fifo = dir_ / "fifo", link = dir_ / "link", folder = dir_ / "folder";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  fs::create_symlink(fifo, link);
+  fs::create_directory(folder);
+  for (const auto& p : {fifo, link, folder}) {
+    EXPECT_THROW(write_file_atomic(p, "data", 0644), InputError) << p;
+    EXPECT_THROW(write_output("--out", p, "data", 0644, true), InputError) << p;
+  }
+  EXPECT_EQ(fs::status(fifo).type(), fs::file_type::fifo);
+  EXPECT_TRUE(fs::is_symlink(link));
+  EXPECT_TRUE(fs::is_directory(folder));
+  EXPECT_EQ(names(dir_), (std::set<std::string>{"fifo", "link", "folder"}));
+  EXPECT_THROW(check_output_dir("--dir", fifo), InputError);
+  EXPECT_NO_THROW(check_output_dir("--dir", folder));
+  EXPECT_NO_THROW(check_output_dir("--dir", dir_ / "absent"));
+}
+
+TEST_F(FsTest, WriteOutputReplacesOtherContentOnlyWithForce) {
+  const fs::path p = dir_ / "admin.conf";
+  EXPECT_TRUE(write_output("--out", p, "one", 0600, false));
+  EXPECT_EQ(mode_of(p), 0600u);
+  EXPECT_FALSE(write_output("--out", p, "one", 0600, false));  // the same: left as it is
+  EXPECT_THROW(write_output("--out", p, "two", 0600, false), InputError);
+  EXPECT_EQ(read_file(p), "one");
+  EXPECT_TRUE(write_output("--out", p, "two", 0600, true));
+  EXPECT_EQ(read_file(p), "two");
+  EXPECT_TRUE(is_stdout("-"));
+  EXPECT_FALSE(is_stdout("./-"));
 }
 
 TEST_F(FsTest, WriteFilesAtomicWritesEveryGroupWithModes) {

@@ -8,7 +8,8 @@
 namespace kubeca {
 
 // Writes through a temporary file in the same folder, fsync, rename, fsync of the folder:
-// a crash leaves the old file or the new one, never a mix.
+// a crash leaves the old file or the new one, never a mix. An existing path that is not a
+// regular file is refused (check_output_file), never replaced.
 void write_file_atomic(const std::filesystem::path& path, const std::string& data,
                        unsigned mode = 0644);
 struct FileWrite {
@@ -38,6 +39,27 @@ class FolderLock {
  private:
   int fd_ = -1;
 };
+
+// The rule for every path a command writes to, in one place:
+//  - "-" is standard output (is_stdout);
+//  - an existing path that is not a regular file (a device, a FIFO, a socket, a folder, or a
+//    symlink to one) is refused: a rename over it would replace /dev/null with a file;
+//  - an existing regular file with other content is refused unless `force`; one with the
+//    same content is left as it is.
+// Refusals are InputError (exit 2) naming `flag` and the path, raised before anything is
+// written.
+bool is_stdout(const std::filesystem::path& path);
+// Refuses an existing path that is not a regular file (symlinks followed).
+void check_output_file(const std::string& flag, const std::filesystem::path& path);
+// Refuses an existing path that is not a folder.
+void check_output_dir(const std::string& flag, const std::filesystem::path& dir);
+// check_output_file, then an existing file with other content unless force.
+void check_replace(const std::string& flag, const std::filesystem::path& path,
+                   const std::string& data, bool force);
+// Writes a command's output by the rule above: stdout for "-", else check_replace and
+// write_file_atomic. Returns false when the file already held exactly `data`.
+bool write_output(const std::string& flag, const std::filesystem::path& path,
+                  const std::string& data, unsigned mode, bool force);
 
 std::string read_file(const std::filesystem::path& path);
 bool file_exists(const std::filesystem::path& path);

@@ -33,6 +33,11 @@ struct NodeRequestResult {
   std::string not_after;
 };
 
+// A bootstrap token from a file, as the units bootstrap lays down keep it off command
+// lines: a regular file readable by its owner only (no group or other permission), holding
+// one token and perhaps a newline. InputError (exit 2) naming `flag` otherwise.
+std::string read_token_file(const std::string& flag, const std::filesystem::path& path);
+
 // Throws InputError for bad options, std::runtime_error when the server refuses or the
 // CA does not match the pin (nothing is written then).
 NodeRequestResult node_request(const NodeRequestOptions& options);

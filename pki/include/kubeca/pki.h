@@ -53,9 +53,10 @@ struct Issued {
   std::string key_pem;
 };
 // Issues spec with a new key of `algorithm` and writes PREFIX.pem / PREFIX-key.pem;
-// refuses to overwrite an existing pair.
+// refuses (InputError) to replace an existing pair unless force, and always refuses a path
+// that is not a regular file (fs.h's output rule).
 Issued issue_to_files(const Ca& ca, const CertSpec& spec, KeyAlgorithm algorithm,
-                      const fs::path& prefix, TimePoint now);
+                      const fs::path& prefix, TimePoint now, bool force = false);
 
 struct CertStatus {
   std::string name;  // "apiserver", "etcd/server", "admin.conf"
@@ -64,9 +65,14 @@ struct CertStatus {
   std::string serial;
   TimePoint not_after;
   bool is_ca = false;
-  std::string status;  // valid | expiring | expired | not-yet-valid
+  // valid | expiring | expired | not-yet-valid, or for a broken entry (no subject, serial or
+  // dates): missing (a key without its certificate) | invalid (a file that does not parse).
+  std::string status;
+  std::string error;  // for missing | invalid: what is wrong
+  bool broken() const { return status == "missing" || status == "invalid"; }
 };
-// Every certificate in the folder (PEM files and those embedded in *.conf), sorted.
+// Every certificate in the folder (PEM files and those embedded in *.conf), sorted; broken
+// ones are listed too, never dropped.
 std::vector<CertStatus> list_certificates(const fs::path& dir, TimePoint now,
                                           std::chrono::seconds warn = std::chrono::hours(24 * 30));
 
