@@ -109,7 +109,8 @@ void check_store_url(const std::string& url) {
 void add_admin_options(po::options_description& desc) {
   desc.add_options()("store", po::value<std::string>(), "act on the store directly: sqlite:PATH")(
       "kubeconfig", po::value<std::string>(), "an admin kubeconfig whose server is the signer")(
-      "server", po::value<std::string>(), "the signer URL (with the three flags below)")(
+      "server", po::value<std::string>(),
+      "the signer URL, or its replicas URL1,URL2,... (with the three flags below)")(
       "certificate-authority", po::value<std::string>(), "the cluster CA (ca.pem)")(
       "client-certificate", po::value<std::string>(), "an admin certificate (O=system:masters)")(
       "client-key", po::value<std::string>(), "its key");

@@ -13,7 +13,7 @@ namespace kubeca::cli {
 int cmd_renew(const std::vector<std::string>& args) {
   po::options_description desc("Options");
   desc.add_options()("server", po::value<std::string>()->required(),
-                     "the signer, https://HOST:8443")(
+                     "the signer, https://HOST:8443; replicas: URL1,URL2,... (tried in turn)")(
       "ca", po::value<std::string>()->required(), "the cluster CA (ca.pem) to trust the signer")(
       "cert", po::value<std::string>()->required(),
       "the certificate to renew (also the mTLS identity)")(

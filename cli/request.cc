@@ -30,7 +30,7 @@ std::string token_of(const po::variables_map& vm) {
 int cmd_request(const std::vector<std::string>& args) {
   po::options_description desc("Options");
   desc.add_options()("server", po::value<std::string>()->required(),
-                     "the signer, https://HOST:8443")(
+                     "the signer, https://HOST:8443; replicas: URL1,URL2,... (tried in turn)")(
       "token-file", po::value<std::string>(),
       "a file (mode 0600) holding the bootstrap token id.secret")(
       "token", po::value<std::string>(),

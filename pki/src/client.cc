@@ -154,28 +154,46 @@ HttpResult send_once(F&& request, const Url& u) {
 
 }  // namespace
 
-struct ApiClient::Impl {
-  std::unique_ptr<httplib::SSLClient> http;
+// One signer of the list: its address and a keep-alive connection to it.
+struct Endpoint {
   Url url;
+  std::unique_ptr<httplib::SSLClient> http;
   std::chrono::steady_clock::time_point last_used;
+};
 
-  // The server closes keep-alive connections idle for 2 s; one idle for a second is
-  // dropped here rather than found dead half-way through a request.
+struct ApiClient::Impl {
+  std::vector<Endpoint> servers;
+  size_t current = 0;  // the one that answered last
+
+  // Each request goes to the signer that answered last; when it cannot be reached or
+  // answers 5xx, to the next one, each at most once. The server closes keep-alive
+  // connections idle for 2 s; one idle for a second is dropped here rather than found dead
+  // half-way through a request.
   template <typename F>
   HttpResult send(F&& request) {
-    const auto now = std::chrono::steady_clock::now();
-    if (now - last_used > std::chrono::seconds(1)) http->stop();
-    HttpResult r = send_once(std::forward<F>(request), url);
-    last_used = std::chrono::steady_clock::now();
+    HttpResult r;
+    for (size_t i = 0; i < servers.size(); ++i) {
+      const size_t at = (current + i) % servers.size();
+      Endpoint& e = servers[at];
+      const auto now = std::chrono::steady_clock::now();
+      if (now - e.last_used > std::chrono::seconds(1)) e.http->stop();
+      r = send_once([&] { return request(*e.http); }, e.url);
+      e.last_used = std::chrono::steady_clock::now();
+      if (r.status != 0 && r.status < 500) {
+        current = at;
+        return r;
+      }
+    }
     return r;
   }
 };
 
-ApiClient::ApiClient(const std::string& url, const std::string& ca_pem, const std::string& cert_pem,
-                     const std::string& key_pem)
-    : impl_(std::make_unique<Impl>()) {
-  const Url u = https_url(url);
-  impl_->url = u;
+namespace {
+
+std::unique_ptr<httplib::SSLClient> make_client(const Url& u, const std::string& ca_pem,
+                                                const std::string& cert_pem,
+                                                const std::string& key_pem) {
+  std::unique_ptr<httplib::SSLClient> http;
   if (!cert_pem.empty()) {
     X509* cert = from_pem<X509>(cert_pem, PEM_read_bio_X509);
     EVP_PKEY* key = from_pem<EVP_PKEY>(key_pem, PEM_read_bio_PrivateKey);
@@ -184,13 +202,13 @@ ApiClient::ApiClient(const std::string& url, const std::string& ca_pem, const st
       EVP_PKEY_free(key);
       throw std::runtime_error("the client certificate or key cannot be read");
     }
-    impl_->http = std::make_unique<httplib::SSLClient>(u.host, u.port, cert, key);
+    http = std::make_unique<httplib::SSLClient>(u.host, u.port, cert, key);
     X509_free(cert);
     EVP_PKEY_free(key);
   } else {
-    impl_->http = std::make_unique<httplib::SSLClient>(u.host, u.port);
+    http = std::make_unique<httplib::SSLClient>(u.host, u.port);
   }
-  auto& c = *impl_->http;
+  auto& c = *http;
   if (!ca_pem.empty()) {
     X509_STORE* store = X509_STORE_new();
     BIO* bio = BIO_new_mem_buf(ca_pem.data(), static_cast<int>(ca_pem.size()));
@@ -213,6 +231,33 @@ ApiClient::ApiClient(const std::string& url, const std::string& ca_pem, const st
   c.set_read_timeout(std::chrono::seconds(15));
   c.set_write_timeout(std::chrono::seconds(15));
   c.set_keep_alive(true);
+  return http;
+}
+
+}  // namespace
+
+std::vector<std::string> split_servers(const std::string& urls) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (;;) {
+    const auto comma = urls.find(',', start);
+    std::string one = urls.substr(start, comma - start);
+    if (one.empty())
+      throw std::invalid_argument("an empty URL in the server list \"" + urls + "\"");
+    https_url(one);
+    out.push_back(std::move(one));
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
+}
+
+ApiClient::ApiClient(const std::string& urls, const std::string& ca_pem,
+                     const std::string& cert_pem, const std::string& key_pem)
+    : impl_(std::make_unique<Impl>()) {
+  for (const auto& url : split_servers(urls)) {
+    const Url u = https_url(url);
+    impl_->servers.push_back({u, make_client(u, ca_pem, cert_pem, key_pem), {}});
+  }
 }
 
 ApiClient::~ApiClient() = default;
@@ -220,7 +265,7 @@ ApiClient::~ApiClient() = default;
 HttpResult ApiClient::get(const std::string& path, const std::string& accept) {
   httplib::Headers h;
   if (!accept.empty()) h.emplace("Accept", accept);
-  return impl_->send([&] { return impl_->http->Get(path.c_str(), h); });
+  return impl_->send([&](httplib::SSLClient& c) { return c.Get(path.c_str(), h); });
 }
 
 HttpResult ApiClient::post(const std::string& path, const nlohmann::json& body,
@@ -228,11 +273,12 @@ HttpResult ApiClient::post(const std::string& path, const nlohmann::json& body,
   httplib::Headers h;
   if (!bearer.empty()) h.emplace("Authorization", "Bearer " + bearer);
   const std::string data = body.dump();
-  return impl_->send([&] { return impl_->http->Post(path.c_str(), h, data, "application/json"); });
+  return impl_->send(
+      [&](httplib::SSLClient& c) { return c.Post(path.c_str(), h, data, "application/json"); });
 }
 
 HttpResult ApiClient::del(const std::string& path) {
-  return impl_->send([&] { return impl_->http->Delete(path.c_str()); });
+  return impl_->send([&](httplib::SSLClient& c) { return c.Delete(path.c_str()); });
 }
 
 HttpResult with_retries(const std::function<HttpResult()>& attempt, int max_attempts,

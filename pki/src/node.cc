@@ -28,6 +28,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// --server: one https:// URL, or the replicas' URLs separated by commas.
+void check_servers(const std::string& servers) {
+  try {
+    split_servers(servers);
+  } catch (const std::invalid_argument& e) {
+    throw InputError(std::string("--server: ") + e.what());
+  }
+}
+
 bool still_fresh(const fs::path& cert, const fs::path& key, const fs::path& ca_file) {
   if (!file_exists(cert) || !file_exists(key) || !file_exists(ca_file)) return false;
   try {
@@ -216,7 +225,7 @@ NodeRequestResult node_request(const NodeRequestOptions& o) {
   }
   const auto algorithm = parse_key_algorithm(o.key_algorithm);
   if (!algorithm) throw InputError("--key-algorithm: unknown \"" + o.key_algorithm + "\"");
-  if (o.server.rfind("https://", 0) != 0) throw InputError("--server: must be an https:// URL");
+  check_servers(o.server);
   auto log = [&](const std::string& s) {
     if (o.log) o.log(s);
   };
@@ -287,8 +296,10 @@ NodeRequestResult node_request(const NodeRequestOptions& o) {
   if (!o.kubeconfig_out.empty()) {
     KubeconfigSpec k;
     k.cluster_name = "kubernetes";
-    k.server = o.apiserver.empty() ? "https://" + url_host(parse_url(o.server)->host) + ":6443"
-                                   : o.apiserver;
+    k.server =
+        o.apiserver.empty()
+            ? "https://" + url_host(parse_url(split_servers(o.server).front())->host) + ":6443"
+            : o.apiserver;
     k.user = cert.subject_info("X520.CommonName").empty()
                  ? o.name
                  : cert.subject_info("X520.CommonName").front();
@@ -367,7 +378,7 @@ HttpResult renew_once(const RenewOptions& o, const Pair& current, std::string& s
 }  // namespace
 
 RenewResult node_renew(const RenewOptions& o) {
-  if (o.server.rfind("https://", 0) != 0) throw InputError("--server: must be an https:// URL");
+  check_servers(o.server);
   const Pair current = load_pair(o);
   RenewResult out;
   const auto due = renewal_due(current.cert.not_before().to_std_timepoint(),

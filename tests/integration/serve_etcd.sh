@@ -96,6 +96,21 @@ curl -s --cacert "$P/ca.pem" -H 'Accept: application/x-pem-file' "${URLS[2]}/v1/
 check "replica 3's CRL lists it" \
   'openssl crl -in "$T/crl.pem" -noout -text | grep -qi "$(serial_of "$T/n2/n2.pem")"'
 
+# Clients fail over: with replica 1 stopped and a dead address first in the list, a node
+# still joins and renews through the next URL.
+DEAD="https://127.0.0.1:$(free_port)"
+kill "${SERVER_PIDS[1]}"
+wait "${SERVER_PIDS[1]}" 2>/dev/null || true
+LIST="$DEAD,${URLS[0]},${URLS[1]},${URLS[2]}"
+TOK=$("$KUBECA" token create --store "$STORE" --node n1 --ip 127.0.0.2 2>/dev/null)
+check "request fails over to a live replica" \
+  '"$KUBECA" request --server "$LIST" --token "$TOK" --ca-hash "$(pin "$D")" --out-dir "$T/n1" --name n1 >"$T/fo.out" 2>&1'
+check "its certificate chains to the CA" 'openssl verify -CAfile "$P/ca.pem" "$T/n1/n1.pem" >/dev/null'
+check "renew fails over too" \
+  '"$KUBECA" renew --server "$LIST" --ca "$T/n1/ca.pem" --cert "$T/n1/n1.pem" --key "$T/n1/n1-key.pem" --force >"$T/fo2.out" 2>&1'
+check "a server list with a non-https URL: exit 2" \
+  '"$KUBECA" request --server "$DEAD,http://x:1" --token "$TOK" --ca-hash "$(pin "$D")" --out-dir "$T/x" --name n1 >/dev/null 2>&1; [ $? = 2 ]'
+
 # store migrate: a SQLite signer's records into an empty prefix, checked through the CLI.
 SQL="sqlite:$T/old.db"
 for n in 1 2 3; do "$KUBECA" token create --store "$SQL" --node n1 --ip 127.0.0.2 >/dev/null 2>&1; done

@@ -6,6 +6,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace kubeca {
 
@@ -21,9 +22,10 @@ struct HttpResult {
 
 class ApiClient {
  public:
-  // url: https://HOST:PORT. ca_pem empty: the server is NOT verified (only for fetching the
-  // CA before checking it against a pin).
-  ApiClient(const std::string& url, const std::string& ca_pem, const std::string& cert_pem = "",
+  // urls: https://HOST:PORT, or several separated by commas (the replicas of one signer,
+  // tried in turn when one cannot be reached or answers 5xx). ca_pem empty: the server is
+  // NOT verified (only for fetching the CA before checking it against a pin).
+  ApiClient(const std::string& urls, const std::string& ca_pem, const std::string& cert_pem = "",
             const std::string& key_pem = "");
   ~ApiClient();
   HttpResult get(const std::string& path, const std::string& accept = "");
@@ -42,6 +44,10 @@ class ApiClient {
 HttpResult with_retries(const std::function<HttpResult()>& attempt, int max_attempts,
                         std::chrono::milliseconds max_delay,
                         const std::function<void(int, const HttpResult&)>& on_retry = {});
+
+// "https://a:8443,https://b:8443" as its URLs; std::invalid_argument for one that is not
+// https:// or empty.
+std::vector<std::string> split_servers(const std::string& urls);
 
 // The first certificate in a PEM bundle.
 std::string first_certificate_pem(const std::string& pem);
