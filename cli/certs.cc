@@ -13,6 +13,9 @@ int cmd_certs(const std::vector<std::string>& args) {
       "warn", po::value<std::string>()->default_value("720h"),
       "check-expiration flags certificates that expire within this time")(
       "rotate-key", "renew: make new keys instead of keeping them")(
+      "config,c", po::value<std::string>(),
+      "renew: cluster.yaml, to record in signer.store and name signer.url's CRL")(
+      "env-file", po::value<std::string>(), "renew: the seed's shell variables")(
       "name", po::value<std::string>(), "renew: all, or a certificate (apiserver, etcd/server)")(
       "json", "print as JSON");
   po::positional_options_description pos;
@@ -20,7 +23,7 @@ int cmd_certs(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (!parse(args,
              "Usage: kubeca certs list|check-expiration --pki DIR [--json]\n"
-             "       kubeca certs renew all|NAME --pki DIR [--rotate-key]\n\n"
+             "       kubeca certs renew all|NAME --pki DIR [--rotate-key] [--config F]\n\n"
              "Lists every certificate in the PKI folder (and in its kubeconfigs) with\n"
              "its expiry, residual time, CA, serial and status. renew issues the same\n"
              "identity again with a new validity, offline, with the CA key in DIR.",
@@ -30,9 +33,16 @@ int cmd_certs(const std::vector<std::string>& args) {
   const std::string action = vm["action"].as<std::string>();
   if (action == "renew") {
     if (!vm.count("name")) throw UsageError("certs renew needs all or a certificate name");
-    const auto renewed =
-        renew_offline(vm["pki"].as<std::string>(), vm["name"].as<std::string>(),
-                      vm.count("rotate-key") > 0, std::chrono::system_clock::now());
+    std::unique_ptr<Store> store;
+    std::string crl_url;
+    if (vm.count("config") || vm.count("env-file")) {
+      const Config config = load_config_from(vm);
+      store = config_store(config, OpenMode::kExisting);
+      crl_url = crl_url_of(config);
+    }
+    const auto renewed = renew_offline(vm["pki"].as<std::string>(), vm["name"].as<std::string>(),
+                                       vm.count("rotate-key") > 0, std::chrono::system_clock::now(),
+                                       {store.get(), crl_url});
     nlohmann::json out = nlohmann::json::array();
     for (const auto& r : renewed) {
       out.push_back({{"name", r.name},

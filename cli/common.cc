@@ -65,6 +65,15 @@ Config load_config_from(const po::variables_map& vm) {
   return load_config(yaml, env);
 }
 
+std::unique_ptr<Store> config_store(const Config& config, OpenMode mode) {
+  if (!config.signer_store_named) return nullptr;
+  return open_store(config.signer_store, mode);
+}
+
+std::string crl_url_of(const Config& config) {
+  return config.signer_url_named ? config.signer_url + "/v1/crl" : "";
+}
+
 void add_admin_options(po::options_description& desc) {
   desc.add_options()("store", po::value<std::string>(), "act on the store directly: sqlite:PATH")(
       "kubeconfig", po::value<std::string>(), "an admin kubeconfig whose server is the signer")(
@@ -77,7 +86,8 @@ void add_admin_options(po::options_description& desc) {
 AdminTarget admin_target(const po::variables_map& vm) {
   AdminTarget t;
   if (vm.count("store")) {
-    t.store = open_store(vm["store"].as<std::string>());
+    // Never created here: a mistyped path must not become an empty store.
+    t.store = open_store(vm["store"].as<std::string>(), OpenMode::kExisting);
     return t;
   }
   KubeconfigCredentials c;

@@ -42,6 +42,10 @@ void print_json(const nlohmann::json& j);
 void progress_line(size_t done, size_t total, const std::string& what);
 
 Config load_config_from(const po::variables_map& vm);
+// The store cluster.yaml names (signer.store), opened with `mode`; null when it names none.
+std::unique_ptr<Store> config_store(const Config& config, OpenMode mode);
+// The service's CRL URL when cluster.yaml names signer.url; "" otherwise.
+std::string crl_url_of(const Config& config);
 
 // Admin commands reach either the store (--store URL) or a running service as an admin
 // (--kubeconfig, or --server with --certificate-authority/--client-certificate/--client-key).
