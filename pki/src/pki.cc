@@ -3,6 +3,7 @@
 #include <botan/base64.h>
 #include <botan/data_src.h>
 #include <botan/pkix_types.h>
+#include <botan/x509_ext.h>
 #include <botan/x509_key.h>
 #include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
@@ -503,6 +504,19 @@ std::vector<std::string> rewrite_kubeconfigs(const fs::path& dir, const std::str
 
 namespace {
 
+// The URI of the certificate's CRL distribution point; "" when it has none. (Botan's own
+// crl_distribution_point() answers "URI: URL ", not the URL.)
+std::string crl_url_in(const Botan::X509_Certificate& cert) {
+  using Points = Botan::Cert_Extension::CRL_Distribution_Points;
+  if (const auto* ext = cert.v3_extensions().get_extension_object_as<Points>()) {
+    for (const auto& point : ext->distribution_points()) {
+      const auto uris = point.point().get_attribute("URI");
+      if (!uris.empty()) return uris.front();
+    }
+  }
+  return "";
+}
+
 // The cluster CA of the folder (ca.pem); with a store, binds the store to it.
 const Found* cluster_ca_of(const fs::path& dir, const std::vector<Found>& all, Store* store) {
   const Found* out = nullptr;
@@ -565,9 +579,8 @@ std::vector<Renewed> renew_offline(const fs::path& dir, const std::string& name,
     }
     const CertSpec spec = identity_of(f->cert);
     // The service's CRL for the cluster CA's leaves when the config names it; else as before.
-    ca->set_crl_url(issuer == cluster_ca && !recording.crl_url.empty()
-                        ? recording.crl_url
-                        : f->cert.crl_distribution_point());
+    ca->set_crl_url(issuer == cluster_ca && !recording.crl_url.empty() ? recording.crl_url
+                                                                       : crl_url_in(f->cert));
     plans.push_back({f, ca->issue(spec, *key, now, random_serial(rng), rng), key_pem});
   }
   if (recording.store) {
