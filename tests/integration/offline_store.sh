@@ -7,6 +7,18 @@ source "$(dirname "$0")/lib.sh"
 
 serial_of() { openssl x509 -in "$1" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f'; }
 crl_dp() { openssl x509 -in "$1" -noout -ext crlDistributionPoints 2>/dev/null | sed -n 's/^ *URI://p'; }
+# absent WHAT PATH...: none of the paths exists.
+absent() {
+  local what=$1 p
+  shift
+  for p in "$@"; do
+    if [ -e "$p" ]; then
+      fail "$what: $p exists"
+      return
+    fi
+  done
+  pass
+}
 # sql QUERY: against the test's store.
 sql() { sqlite3 "$DB" "$1"; }
 
@@ -57,7 +69,7 @@ api=$(serial_of "$P/apiserver.pem")
 kc 0 revoke --serial "$api" --reason keyCompromise --store "$STORE" --pki "$P"
 kc 0 crl --pem --out "$T/crl.pem" --store "$STORE" --pki "$P"
 expect_ok "CRL verifies against ca.pem" openssl crl -in "$T/crl.pem" -CAfile "$P/ca.pem" -noout
-crl_text=$(openssl crl -in "$T/crl.pem" -noout -text | tr 'A-Z' 'a-z')
+crl_text=$(openssl crl -in "$T/crl.pem" -noout -text | tr '[:upper:]' '[:lower:]')
 expect_contains "CRL lists the init-issued apiserver" "$crl_text" "serial number: $api"
 expect_contains "with its reason" "$crl_text" "key compromise"
 
@@ -87,15 +99,14 @@ for cmd in "crl --out $T/typo.crl --pki $P" "revoke --serial $w9 --pki $P" "toke
   # shellcheck disable=SC2086 # the words of the command
   kc 2 $cmd --store "sqlite:$TYPO"
   expect_eq "$cmd: one line" "$ERR" "kubeca: no store at $TYPO (kubeca serve or kubeca init creates it)"
-  [ ! -e "$T/typo" ] && pass || fail "$cmd: made $T/typo"
+  absent "$cmd: nothing made" "$T/typo"
 done
-[ ! -e "$T/typo.crl" ] && pass || fail "a CRL was written for a store that is not there"
+absent "no CRL for a store that is not there" "$T/typo.crl"
 # issue and certs renew with a config naming an absent store: nothing issued.
 sed "s|$STORE|sqlite:$TYPO|" "$T/cluster.yaml" >"$T/typo.yaml"
 kc 2 issue kubelet --config "$T/typo.yaml" --pki "$P" --name w8 --ip 192.168.24.51 --out "$T/w8"
 expect_contains "issue: absent store" "$ERR" "no store at $TYPO"
-[ ! -e "$T/w8.pem" ] && [ ! -e "$T/w8-key.pem" ] && [ ! -e "$T/typo" ] && pass ||
-  fail "issue wrote files or a store"
+absent "issue: nothing written" "$T/w8.pem" "$T/w8-key.pem" "$T/typo"
 before=$(tree_state "$P")
 kc 2 certs renew all --pki "$P" --config "$T/typo.yaml"
 expect_eq "renew: absent store, folder unchanged" "$(tree_state "$P")" "$before"
@@ -110,17 +121,17 @@ count=$(sql "select count(*) from certificates")
 kc 2 crl --out "$T/other.crl" --store "$STORE" --pki "$T/other"
 expect_one_error_line "crl with another CA" "$pin"
 expect_contains "crl with another CA names it" "$ERR" "$other"
-[ ! -e "$T/other.crl" ] && pass || fail "a CRL of another CA was written"
+absent "no CRL of another CA" "$T/other.crl"
 kc 2 revoke --serial "$w9" --store "$STORE" --pki "$T/other"
 expect_one_error_line "revoke with another CA" "$other"
 expect_eq "w9 still good" "$(sql "select status from certificates where serial = '$w9'")" good
 kc 2 issue kubelet --config "$T/cluster.yaml" --pki "$T/other" --name w7 --ip 192.168.24.52 --out "$T/w7"
 expect_one_error_line "issue with another CA" "$other"
-[ ! -e "$T/w7.pem" ] && pass || fail "issue wrote a certificate of another CA"
+absent "issue: nothing of another CA" "$T/w7.pem" "$T/w7-key.pem"
 # init of a new folder (a new CA) against the store: refused before anything is written.
 kc 2 init --config "$T/cluster.yaml" --pki "$T/fresh"
 expect_one_error_line "init of a new CA" "$pin"
-[ ! -e "$T/fresh" ] && pass || fail "init wrote $T/fresh"
+absent "init of a new CA: nothing written" "$T/fresh"
 # Bounded: a serve that took the store would run until stopped.
 RC=0
 timeout 20 "$KUBECA" serve --config "$T/cluster.yaml" --pki "$T/other" --listen 127.0.0.1:0 \
@@ -131,11 +142,30 @@ expect_one_error_line "serve with another CA" "$other"
 expect_eq "the refusals recorded nothing" "$(sql "select count(*) from certificates")" "$count"
 expect_eq "still bound to its CA" "$(sql "select value from meta where key = 'ca_pin'")" "$pin"
 
+# A store of the previous schema (version 1, no CA) opens, migrates, and is bound on first use.
+V1=$T/v1.db
+sqlite3 "$V1" "CREATE TABLE certificates (serial TEXT PRIMARY KEY NOT NULL,
+  profile TEXT NOT NULL, subject TEXT NOT NULL, sans TEXT NOT NULL, not_before INTEGER NOT NULL,
+  not_after INTEGER NOT NULL, status TEXT NOT NULL, requester TEXT NOT NULL, pem TEXT NOT NULL,
+  revoked_at INTEGER NOT NULL DEFAULT 0, reason INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX certificates_by_not_before ON certificates (not_before, serial);
+CREATE TABLE tokens (id TEXT PRIMARY KEY NOT NULL, secret_hash TEXT NOT NULL, node TEXT NOT NULL,
+  ips TEXT NOT NULL, profile TEXT NOT NULL, created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL, uses_allowed INTEGER NOT NULL, uses INTEGER NOT NULL DEFAULT 0,
+  revoked INTEGER NOT NULL DEFAULT 0);
+PRAGMA user_version = 1; PRAGMA application_id = 1802855011;"
+kc 0 crl --out "$T/v1.crl" --store "sqlite:$V1" --pki "$P"
+expect_eq "version 1 store migrated" "$(sqlite3 "$V1" "pragma user_version")" 2
+expect_eq "version 1 store bound to the CA" \
+  "$(sqlite3 "$V1" "select value from meta where key = 'ca_pin'")" "$pin"
+kc 2 crl --out "$T/v1-other.crl" --store "sqlite:$V1" --pki "$T/other"
+expect_one_error_line "version 1 store, then another CA" "$other"
+
 # A store that cannot be opened stops init before it writes anything.
 touch "$T/afile"
 sed "s|$STORE|sqlite:$T/afile/kubeca.db|" "$T/cluster.yaml" >"$T/bad.yaml"
 kc 1 init --config "$T/bad.yaml" --pki "$T/never"
 expect_one_error_line "init with a store that cannot be opened" "cannot open store sqlite:$T/afile/kubeca.db"
-[ ! -e "$T/never" ] && pass || fail "init wrote $T/never"
+absent "init with a bad store: nothing written" "$T/never"
 
 finish
