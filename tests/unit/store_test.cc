@@ -352,6 +352,20 @@ TEST_P(StoreTest, RevokedBeatsExpiredAndUsedUp) {
 
 TEST_P(StoreTest, Healthy) { EXPECT_TRUE(store_->healthy()); }
 
+TEST_P(StoreTest, RecordCertificatesAddsOnlyTheNewOnes) {
+  ASSERT_TRUE(store_->insert_certificate(make_cert("0b")));
+  ASSERT_TRUE(store_->revoke_certificate("0b", 1, kNow));
+  EXPECT_EQ(store_->record_certificates({make_cert("0a"), make_cert("0b"), make_cert("0c")}), 2u);
+  EXPECT_EQ(serials(*store_), (std::vector<std::string>{"0a", "0b", "0c"}));
+  // A known certificate keeps its record: a revocation is not undone by recording it again.
+  EXPECT_EQ(store_->find_certificate("0b")->status, "revoked");
+  EXPECT_EQ(store_->record_certificates({make_cert("0a")}), 0u);
+  EXPECT_EQ(store_->record_certificates({}), 0u);
+  if (auto peer = open_peer()) {
+    EXPECT_EQ(serials(*peer), (std::vector<std::string>{"0a", "0b", "0c"}));
+  }
+}
+
 TEST_P(StoreTest, BoundToTheFirstCa) {
   store_->bind_ca(kPinA);
   store_->bind_ca(kPinA);  // the same CA again: fine
