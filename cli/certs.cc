@@ -23,6 +23,9 @@ int cmd_certs(const std::vector<std::string>& args) {
       "warn", po::value<std::string>()->default_value("720h"),
       "check-expiration flags certificates that expire within this time")(
       "rotate-key", "renew: make new keys instead of keeping them")(
+      "config,c", po::value<std::string>(),
+      "renew: cluster.yaml, to record in signer.store and name signer.url's CRL")(
+      "env-file", po::value<std::string>(), "renew: the seed's shell variables")(
       "name", po::value<std::string>(), "renew: all, or a certificate (apiserver, etcd/server)")(
       "json", "print as JSON");
   po::positional_options_description pos;
@@ -30,7 +33,7 @@ int cmd_certs(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (!parse(args,
              "Usage: kubeca certs list|check-expiration --pki DIR [--json]\n"
-             "       kubeca certs renew all|NAME --pki DIR [--rotate-key]\n\n"
+             "       kubeca certs renew all|NAME --pki DIR [--rotate-key] [--config F]\n\n"
              "Lists every certificate in the PKI folder (and in its kubeconfigs) with\n"
              "its expiry, residual time, CA, serial and status. renew issues the same\n"
              "identity again with a new validity, offline, with the CA key in DIR.\n"
@@ -62,9 +65,16 @@ int cmd_certs(const std::vector<std::string>& args) {
       throw std::runtime_error("certs renew " + name + ": " + broken +
                                "; restore or remove it first, nothing was renewed");
     }
-    const auto renewed =
-        renew_offline(vm["pki"].as<std::string>(), vm["name"].as<std::string>(),
-                      vm.count("rotate-key") > 0, std::chrono::system_clock::now());
+    std::unique_ptr<Store> store;
+    std::string crl_url;
+    if (vm.count("config") || vm.count("env-file")) {
+      const Config config = load_config_from(vm);
+      store = config_store(config, OpenMode::kExisting);
+      crl_url = crl_url_of(config);
+    }
+    const auto renewed = renew_offline(vm["pki"].as<std::string>(), vm["name"].as<std::string>(),
+                                       vm.count("rotate-key") > 0, std::chrono::system_clock::now(),
+                                       {store.get(), crl_url});
     nlohmann::json out = nlohmann::json::array();
     for (const auto& r : renewed) {
       out.push_back({{"name", r.name},

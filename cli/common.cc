@@ -100,10 +100,20 @@ void require_input_file(const std::string& flag, const std::string& path) {
 }
 
 void check_store_url(const std::string& url) {
-  for (const char* scheme : {"sqlite:", "etcd:", "memory:"}) {
+  for (const char* scheme : {"sqlite:", "etcd:", "etcd+http:", "memory:"}) {
     if (url.rfind(scheme, 0) == 0) return;
   }
-  throw UsageError("--store: unsupported store URL \"" + url + "\" (use sqlite:PATH)");
+  throw UsageError("--store: unsupported store URL \"" + url +
+                   "\" (use sqlite:PATH or etcd://HOST:PORT,...)");
+}
+
+std::unique_ptr<Store> config_store(const Config& config, OpenMode mode) {
+  if (!config.signer_store_named) return nullptr;
+  return open_store(config.signer_store, mode);
+}
+
+std::string crl_url_of(const Config& config) {
+  return config.signer_url_named ? config.signer_url + "/v1/crl" : "";
 }
 
 void add_admin_options(po::options_description& desc) {
@@ -120,7 +130,8 @@ AdminTarget admin_target(const po::variables_map& vm) {
   AdminTarget t;
   if (vm.count("store")) {
     check_store_url(vm["store"].as<std::string>());
-    t.store = open_store(vm["store"].as<std::string>());
+    // Never created here: a mistyped path must not become an empty store.
+    t.store = open_store(vm["store"].as<std::string>(), OpenMode::kExisting);
     return t;
   }
   for (const char* f :

@@ -47,6 +47,10 @@ Config load_config_from(const po::variables_map& vm);
 void require_input_file(const std::string& flag, const std::string& path);
 // A store URL of a scheme kubeca knows (UsageError), checked before anything is opened.
 void check_store_url(const std::string& url);
+// The store cluster.yaml names (signer.store), opened with `mode`; null when it names none.
+std::unique_ptr<Store> config_store(const Config& config, OpenMode mode);
+// The service's CRL URL when cluster.yaml names signer.url; "" otherwise.
+std::string crl_url_of(const Config& config);
 
 // Admin commands reach either the store (--store URL) or a running service as an admin
 // (--kubeconfig, or --server with --certificate-authority/--client-certificate/--client-key).

@@ -23,7 +23,10 @@ int cmd_init(const std::vector<std::string>& args) {
   const std::string dir = vm["pki"].as<std::string>();
   check_output_dir("--pki", dir);
   const Config config = load_config_from(vm);
-  const auto report = init_pki(config, dir, std::chrono::system_clock::now(), progress_line);
+  // Opened (and made, as serve would) before any key is generated: a bad store stops here.
+  const auto store = config_store(config, OpenMode::kCreate);
+  const auto report = init_pki(config, dir, std::chrono::system_clock::now(), progress_line,
+                               {store.get(), crl_url_of(config)});
   if (vm.count("json")) {
     nlohmann::json files = nlohmann::json::array();
     for (const auto& f : report.files) files.push_back({{"path", f.path}, {"created", f.created}});

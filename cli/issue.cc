@@ -47,6 +47,7 @@ int cmd_issue(const std::vector<std::string>& args) {
                      "\" (one of: " + profiles + ")");
   }
   Config config;
+  const fs::path dir = vm["pki"].as<std::string>();
   if (vm.count("config") || vm.count("env-file")) {
     config = load_config_from(vm);
   } else {
@@ -76,12 +77,15 @@ int cmd_issue(const std::vector<std::string>& args) {
   if (vm.count("ip")) id.ips = vm["ip"].as<std::vector<std::string>>();
   if (vm.count("dns")) id.dns = vm["dns"].as<std::vector<std::string>>();
   const CertSpec spec = make_spec(config, *profile, id);
-  const fs::path dir = vm["pki"].as<std::string>();
   auto ca = load_ca(dir, issuer_of(*profile), config.flavor);
   const fs::path prefix = vm.count("out") ? fs::path(vm["out"].as<std::string>())
                                           : cert_path(dir, spec.file).replace_extension();
-  const auto issued = issue_to_files(*ca, spec, *algorithm, prefix,
-                                     std::chrono::system_clock::now(), vm.count("force") > 0);
+  // The store cluster.yaml names must exist (init or serve made it) and be this CA's.
+  const auto store = config_store(config, OpenMode::kExisting);
+  if (store) store->bind_ca(ca_pin(load_ca(dir, Profile::kCa, config.flavor)->certificate()));
+  const auto issued =
+      issue_to_files(*ca, spec, *algorithm, prefix, std::chrono::system_clock::now(),
+                     vm.count("force") > 0, {store.get(), crl_url_of(config)});
   const std::string cert_file = prefix.string() + ".pem", key_file = prefix.string() + "-key.pem";
   if (vm.count("json")) {
     print_json({{"profile", to_string(*profile)},

@@ -53,6 +53,7 @@ int cmd_revoke(const std::vector<std::string>& args) {
   } else {
     if (!vm.count("pki")) throw UsageError("--store needs --pki (the CA that issued it)");
     const auto ca = load_ca(vm["pki"].as<std::string>(), Profile::kCa, Flavor::kModern);
+    t.store->bind_ca(ca_pin(ca->certificate()));
     const auto rec = revoke_certificate(
         *t.store, *ca, vm.count("serial") ? vm["serial"].as<std::string>() : "",
         vm.count("cert") ? body["certificate"].get<std::string>() : "", *reason, unix_now());
@@ -91,6 +92,7 @@ int cmd_crl(const std::vector<std::string>& args) {
   } else {
     if (!vm.count("pki")) throw UsageError("--store needs --pki (the CA that signs the CRL)");
     const auto ca = load_ca(vm["pki"].as<std::string>(), Profile::kCa, Flavor::kModern);
+    t.store->bind_ca(ca_pin(ca->certificate()));
     const Crl crl = make_crl(*ca, t.store->list_certificates(), std::chrono::system_clock::now());
     data = pem ? crl.pem() : std::string(crl.der.begin(), crl.der.end());
   }

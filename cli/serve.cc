@@ -7,6 +7,7 @@
 
 #include "common.h"
 #include "kubeca/fs.h"
+#include "kubeca/pki.h"
 #include "kubeca/server.h"
 
 namespace kubeca::cli {
@@ -94,7 +95,10 @@ int cmd_serve(const std::vector<std::string>& args) {
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
-  SigningServer server(config, pki, open_store(store_url), o);
+  // serve may make the store; it belongs to this CA from then on.
+  auto store = open_store(store_url, OpenMode::kCreate);
+  store->bind_ca(ca_pin(load_ca(pki, Profile::kCa, config.flavor)->certificate()));
+  SigningServer server(config, pki, std::move(store), o);
   const int port = server.start();
   std::cerr << "kubeca: serving on https://" << o.host << ":" << port << " (store " << store_url
             << ")" << std::endl;

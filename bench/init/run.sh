@@ -108,10 +108,9 @@ pki:
   key_algorithm: $1
   ca_validity: 240000h           # openssl req -x509 -days 10000
   cert_validity: 8760h           # openssl x509 -days 365
-signer:
+signer:                          # no store: every run makes a new CA, and a store has one
   listen: 0.0.0.0:8443
   url: https://192.168.24.11:8443
-  store: sqlite:$WORK/kubeca.db
 EOF
   } >"$2"
 }

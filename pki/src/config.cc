@@ -187,8 +187,16 @@ Config parse_config_yaml(const std::string& text) {
         {"cert_validity", duration(&Config::cert_validity)}}},
       {"signer",
        {{"listen", str(&Config::signer_listen)},
-        {"url", str(&Config::signer_url)},
-        {"store", str(&Config::signer_store)}}},
+        {"url",
+         [](Config& c, const YAML::Node& n, const std::string& f) {
+           c.signer_url = scalar(n, f);
+           c.signer_url_named = true;
+         }},
+        {"store",
+         [](Config& c, const YAML::Node& n, const std::string& f) {
+           c.signer_store = scalar(n, f);
+           c.signer_store_named = true;
+         }}}},
   };
   for (const auto& kv : root) {
     const std::string key = kv.first.Scalar();

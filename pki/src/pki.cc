@@ -3,6 +3,7 @@
 #include <botan/base64.h>
 #include <botan/data_src.h>
 #include <botan/pkix_types.h>
+#include <botan/x509_ext.h>
 #include <botan/x509_key.h>
 #include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
@@ -12,6 +13,7 @@
 #include <map>
 #include <set>
 
+#include "kubeca/crl.h"
 #include "kubeca/fs.h"
 #include "kubeca/keys.h"
 #include "kubeca/kubeconfig.h"
@@ -117,8 +119,21 @@ std::unique_ptr<Ca> load_ca(const fs::path& dir, Profile issuer, Flavor flavor) 
 
 namespace {
 
+// Binds the store to the cluster CA, then records every leaf it does not know yet, durably.
+void record_leaves(Store& store, const std::vector<Item>& items) {
+  std::vector<CertRecord> records;
+  for (const auto& it : items) {
+    if (it.spec.profile == Profile::kCa) {
+      store.bind_ca(ca_pin(*it.cert));
+    } else if (!profile_is_ca(it.spec.profile)) {
+      records.push_back(record_of(*it.cert, to_string(it.spec.profile), "init"));
+    }
+  }
+  store.record_certificates(records);
+}
+
 InitReport init_pki_locked(const Config& c, const fs::path& dir, TimePoint now,
-                           const Progress& progress) {
+                           const Progress& progress, const Recording& recording) {
   const auto started = std::chrono::steady_clock::now();
   const KeyAlgorithm algorithm = *parse_key_algorithm(c.key_algorithm);
   std::vector<Item> items;
@@ -218,6 +233,7 @@ InitReport init_pki_locked(const Config& c, const fs::path& dir, TimePoint now,
     }
     if (profile_is_ca(p)) {
       cas[p] = std::make_unique<Ca>(*it.cert, load_private_key_pem(it.key_pem));
+      if (p == Profile::kCa) cas[p]->set_crl_url(recording.crl_url);
     }
   }
   // RSA signatures cost milliseconds each: sign on every core (Ca::issue is thread-safe and
@@ -295,6 +311,9 @@ InitReport init_pki_locked(const Config& c, const fs::path& dir, TimePoint now,
     }
   }
   if (progress) progress(++done, total, "kubeconfigs");
+  // Recorded before any file is written: a crash in between leaves a record without a file
+  // (harmless), never a certificate the store cannot revoke.
+  if (recording.store) record_leaves(*recording.store, items);
 
   // Everything is computed: write it. Keys before certificates, so a crash in between
   // leaves a key that the next run reuses.
@@ -325,7 +344,8 @@ InitReport init_pki_locked(const Config& c, const fs::path& dir, TimePoint now,
 
 }  // namespace
 
-InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now, const Progress& progress) {
+InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now, const Progress& progress,
+                    const Recording& recording) {
   std::error_code ec;
   const bool existed = fs::exists(dir, ec);
   if (existed && !fs::is_directory(dir, ec)) {
@@ -335,15 +355,15 @@ InitReport init_pki(const Config& c, const fs::path& dir, TimePoint now, const P
   // half-written folder and could make a second CA.
   FolderLock lock(dir);
   try {
-    return init_pki_locked(c, dir, now, progress);
+    return init_pki_locked(c, dir, now, progress, recording);
   } catch (...) {
     if (!existed) fs::remove(dir, ec);  // the folder made for the lock, if still empty
     throw;
   }
 }
 
-Issued issue_to_files(const Ca& ca, const CertSpec& spec, KeyAlgorithm algorithm,
-                      const fs::path& prefix, TimePoint now, bool force) {
+Issued issue_to_files(Ca& ca, const CertSpec& spec, KeyAlgorithm algorithm, const fs::path& prefix,
+                      TimePoint now, bool force, const Recording& recording) {
   const fs::path cp = prefix.string() + ".pem", kp = prefix.string() + "-key.pem";
   for (const auto& p : {cp, kp}) {
     check_output_file("--out", p);
@@ -355,8 +375,12 @@ Issued issue_to_files(const Ca& ca, const CertSpec& spec, KeyAlgorithm algorithm
   }
   Botan::RandomNumberGenerator& rng = thread_rng();
   auto key = generate_key(algorithm, rng);
+  if (issuer_of(spec.profile) == Profile::kCa) ca.set_crl_url(recording.crl_url);
   auto cert = ca.issue(spec, *key, now, random_serial(rng), rng);
   Issued out{cert, to_pem(cert), private_key_pem(*key)};
+  if (recording.store) {
+    recording.store->record_certificates({record_of(cert, to_string(spec.profile), "issue")});
+  }
   write_file_atomic(kp, out.key_pem, 0600);
   write_file_atomic(cp, out.cert_pem, 0644);
   return out;
@@ -543,8 +567,41 @@ std::vector<std::string> rewrite_kubeconfigs(const fs::path& dir, const std::str
 
 }  // namespace
 
+namespace {
+
+// The URI of the certificate's CRL distribution point; "" when it has none. (Botan's own
+// crl_distribution_point() answers "URI: URL ", not the URL.)
+std::string crl_url_in(const Botan::X509_Certificate& cert) {
+  using Points = Botan::Cert_Extension::CRL_Distribution_Points;
+  if (const auto* ext = cert.v3_extensions().get_extension_object_as<Points>()) {
+    for (const auto& point : ext->distribution_points()) {
+      const auto uris = point.point().get_attribute("URI");
+      if (!uris.empty()) return uris.front();
+    }
+  }
+  return "";
+}
+
+// The cluster CA of the folder (ca.pem); with a store, binds the store to it.
+const Found* cluster_ca_of(const fs::path& dir, const std::vector<Found>& all, Store* store) {
+  const Found* out = nullptr;
+  for (const auto& c : all) {
+    if (c.name == "ca" && c.cert.is_CA_cert()) out = &c;
+  }
+  if (store) {
+    if (!out) {
+      throw std::runtime_error(cert_path(dir, "ca").string() +
+                               " not found: the store is bound to the cluster CA");
+    }
+    store->bind_ca(ca_pin(out->cert));
+  }
+  return out;
+}
+
+}  // namespace
+
 std::vector<Renewed> renew_offline(const fs::path& dir, const std::string& name, bool rotate_key,
-                                   TimePoint now) {
+                                   TimePoint now, const Recording& recording) {
   if (!fs::is_directory(dir)) throw InputError("--pki: " + dir.string() + " is not a folder");
   FolderLock lock(dir);
   const auto all = pem_certificates(dir);
@@ -564,6 +621,7 @@ std::vector<Renewed> renew_offline(const fs::path& dir, const std::string& name,
     std::string key_pem;
   };
   std::vector<Plan> plans;
+  const Found* cluster_ca = cluster_ca_of(dir, all, recording.store);
   std::map<std::string, std::unique_ptr<Ca>> cas;
   Botan::RandomNumberGenerator& rng = thread_rng();
   for (const Found* f : targets) {
@@ -587,7 +645,19 @@ std::vector<Renewed> renew_offline(const fs::path& dir, const std::string& name,
       check_key_file(kp, *key, "renew with --rotate-key for a new key");
     }
     const CertSpec spec = identity_of(f->cert);
+    // The service's CRL for the cluster CA's leaves when the config names it; else as before.
+    ca->set_crl_url(issuer == cluster_ca && !recording.crl_url.empty() ? recording.crl_url
+                                                                       : crl_url_in(f->cert));
     plans.push_back({f, ca->issue(spec, *key, now, random_serial(rng), rng), key_pem});
+  }
+  if (recording.store) {
+    // Before any file is replaced; the profile is the old record's when the store has it.
+    std::vector<CertRecord> records;
+    for (const auto& p : plans) {
+      const auto old = recording.store->find_certificate(serial_hex(p.f->cert));
+      records.push_back(record_of(p.cert, old ? old->profile : "", "certs-renew"));
+    }
+    recording.store->record_certificates(records);
   }
   std::vector<Renewed> out;
   for (const auto& p : plans) {

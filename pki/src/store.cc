@@ -19,6 +19,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "kubeca/config.h"
+
 namespace kubeca {
 
 const char* to_string(TokenUse u) {
@@ -57,6 +59,13 @@ bool token_order(const TokenRecord& a, const TokenRecord& b) {
   return std::tie(a.created_at, a.id) < std::tie(b.created_at, b.id);
 }
 
+// bind_ca's refusal, the same for both stores.
+void check_ca(const std::string& url, const std::string& bound, const std::string& pin) {
+  if (bound == pin) return;
+  throw InputError("store " + url + " belongs to the CA " + bound + ", not to this CA " + pin +
+                   "; give the --pki of that CA, or another store for this one");
+}
+
 // ---------------------------------------------------------------------------------------------
 // memory:
 
@@ -65,6 +74,13 @@ class MemoryStore : public Store {
   bool insert_certificate(const CertRecord& cert) override {
     std::lock_guard<std::mutex> lock(mu_);
     return certs_.emplace(cert.serial, cert).second;
+  }
+
+  size_t record_certificates(const std::vector<CertRecord>& certs) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t added = 0;
+    for (const auto& c : certs) added += certs_.emplace(c.serial, c).second ? 1 : 0;
+    return added;
   }
 
   std::optional<CertRecord> find_certificate(const std::string& serial) override {
@@ -141,8 +157,15 @@ class MemoryStore : public Store {
 
   bool healthy() override { return true; }
 
+  void bind_ca(const std::string& pin) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (ca_pin_.empty()) ca_pin_ = pin;
+    check_ca("memory:", ca_pin_, pin);
+  }
+
  private:
   std::mutex mu_;
+  std::string ca_pin_;
   std::map<std::string, CertRecord> certs_;
   std::map<std::string, TokenRecord> tokens_;
 };
@@ -186,6 +209,11 @@ const char* const kMigrations[] = {
     "  uses INTEGER NOT NULL DEFAULT 0,"
     "  revoked INTEGER NOT NULL DEFAULT 0"
     ");",
+    // 2: facts about the store itself; "ca_pin" names the CA it belongs to (bind_ca).
+    "CREATE TABLE meta ("
+    "  key TEXT PRIMARY KEY NOT NULL,"
+    "  value TEXT NOT NULL"
+    ");",
 };
 constexpr int kSchemaVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
 
@@ -220,10 +248,11 @@ void make_private_file(const std::filesystem::path& path) {
 
 class SqliteStore : public Store {
  public:
-  // `path` is a file name or ":memory:"; `url` names the store in errors.
-  SqliteStore(const std::string& path, std::string url) : url_(std::move(url)) {
-    int rc =
-        sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  // `path` is a file name or ":memory:"; `url` names the store in errors. Without `create`,
+  // a file removed since open_store checked it is not made again.
+  SqliteStore(const std::string& path, std::string url, bool create) : url_(std::move(url)) {
+    const int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
+    int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
     if (rc != SQLITE_OK) {
       std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
       sqlite3_close(db_);
@@ -250,6 +279,25 @@ class SqliteStore : public Store {
   bool insert_certificate(const CertRecord& cert) override {
     std::lock_guard<std::mutex> lock(mu_);
     return insert_cert_locked(cert, "inserting certificate " + cert.serial);
+  }
+
+  size_t record_certificates(const std::vector<CertRecord>& certs) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    const std::string what = "recording " + std::to_string(certs.size()) + " certificates";
+    // synchronous = FULL syncs the log at this COMMIT: the records are on disk before the
+    // caller writes the files. serve's commits keep NORMAL (durable on a process crash).
+    exec("PRAGMA synchronous = FULL", what);
+    size_t added = 0;
+    try {
+      Transaction txn(*this, what);
+      for (const auto& c : certs) added += insert_cert_locked(c, what) ? 1 : 0;
+      txn.commit();
+    } catch (...) {
+      sqlite3_exec(db_, "PRAGMA synchronous = NORMAL", nullptr, nullptr, nullptr);
+      throw;
+    }
+    exec("PRAGMA synchronous = NORMAL", what);
+    return added;
   }
 
   std::optional<CertRecord> find_certificate(const std::string& serial) override {
@@ -372,6 +420,21 @@ class SqliteStore : public Store {
     } catch (const std::exception&) {
       return false;
     }
+  }
+
+  void bind_ca(const std::string& pin) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    const std::string what = "binding the store to CA " + pin;
+    if (auto bound = read_ca_pin(what)) return check_ca(url_, *bound, pin);
+    // Not bound yet: under the write lock, since another process may bind it first.
+    Transaction txn(*this, what);
+    if (auto bound = read_ca_pin(what)) return check_ca(url_, *bound, pin);
+    {
+      Stmt s = prepare("INSERT INTO meta (key, value) VALUES ('ca_pin', ?1)", what);
+      s.bind(1, pin);
+      s.step();
+    }
+    txn.commit();
   }
 
  private:
@@ -534,6 +597,12 @@ class SqliteStore : public Store {
     }
   }
 
+  std::optional<std::string> read_ca_pin(const std::string& what) {
+    Stmt s = prepare("SELECT value FROM meta WHERE key = 'ca_pin'", what);
+    if (!s.step()) return std::nullopt;
+    return s.text(0);
+  }
+
   bool insert_cert_locked(const CertRecord& c, const std::string& what) {
     Stmt s = prepare(std::string("INSERT INTO certificates (") + kCertColumns +
                          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
@@ -608,14 +677,23 @@ class SqliteStore : public Store {
 
 }  // namespace
 
-std::unique_ptr<Store> open_store(const std::string& url) {
+std::unique_ptr<Store> open_store(const std::string& url, OpenMode mode) {
   if (url == "memory:") return std::make_unique<MemoryStore>();
-  if (url == "sqlite::memory:") return std::make_unique<SqliteStore>(":memory:", url);
+  if (url == "sqlite::memory:") return std::make_unique<SqliteStore>(":memory:", url, true);
   const std::string scheme = "sqlite:";
   if (url.compare(0, scheme.size(), scheme) == 0) {
     const std::filesystem::path path = url.substr(scheme.size());
     if (path.empty()) {
       throw std::runtime_error("store URL " + url + " has no path; use sqlite:PATH");
+    }
+    if (mode == OpenMode::kExisting) {
+      // An empty file is no store either: SQLite would make one in it.
+      struct stat st {};
+      if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
+        throw InputError("no store at " + path.string() +
+                         " (kubeca serve or kubeca init creates it)");
+      }
+      return std::make_unique<SqliteStore>(path.string(), url, false);
     }
     try {
       make_private_dirs(path.parent_path());
@@ -623,7 +701,7 @@ std::unique_ptr<Store> open_store(const std::string& url) {
     } catch (const std::exception& e) {
       throw std::runtime_error("cannot open store " + url + ": " + e.what());
     }
-    return std::make_unique<SqliteStore>(path.string(), url);
+    return std::make_unique<SqliteStore>(path.string(), url, true);
   }
   if (url.rfind("etcd:", 0) == 0 || url.rfind("etcd+http:", 0) == 0) return open_etcd_store(url);
   throw std::runtime_error("unsupported store URL \"" + url +

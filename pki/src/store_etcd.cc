@@ -18,6 +18,7 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "kubeca/config.h"
 #include "kubeca/net.h"
 #include "kubeca/store.h"
 
@@ -209,6 +210,14 @@ class EtcdStore : public Store {
     return create(cert_key(cert.serial), cert_json(cert).dump());
   }
 
+  // Each record is its own create-if-absent transaction: etcd has made it durable on a
+  // quorum when the answer comes, before the caller writes the certificate's file.
+  size_t record_certificates(const std::vector<CertRecord>& certs) override {
+    size_t added = 0;
+    for (const auto& c : certs) added += create(cert_key(c.serial), cert_json(c).dump()) ? 1 : 0;
+    return added;
+  }
+
   std::optional<CertRecord> find_certificate(const std::string& serial) override {
     const auto kv = get(cert_key(serial));
     if (!kv) return std::nullopt;
@@ -351,6 +360,16 @@ class EtcdStore : public Store {
     if (responses.empty() || !responses[0].contains("response_range")) return false;
     const auto& kvs = responses[0]["response_range"].value("kvs", json::array());
     return !kvs.empty() && unb64(kvs[0].value("value", std::string())) == me;
+  }
+
+  void bind_ca(const std::string& pin) override {
+    const std::string key = cfg_.prefix + "meta/ca_pin";
+    if (create(key, pin)) return;
+    const auto kv = get(key);
+    const std::string bound = kv ? kv->value : "";
+    if (bound == pin) return;
+    throw InputError("store " + url_ + " belongs to the CA " + bound + ", not to this CA " + pin +
+                     "; give the --pki of that CA, or another store for this one");
   }
 
   bool healthy() override {

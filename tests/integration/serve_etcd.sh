@@ -112,7 +112,7 @@ check "a server list with a non-https URL: exit 2" \
   '"$KUBECA" request --server "$DEAD,http://x:1" --token "$TOK" --ca-hash "$(pin "$D")" --out-dir "$T/x" --name n1 >/dev/null 2>&1; [ $? = 2 ]'
 
 # store migrate: a SQLite signer's records into an empty prefix, checked through the CLI.
-SQL="sqlite:$T/old.db"
+SQL="sqlite:$D/kubeca.db"  # made by init, which recorded the folder's leaves there
 for n in 1 2 3; do "$KUBECA" token create --store "$SQL" --node n1 --ip 127.0.0.2 >/dev/null 2>&1; done
 NEW="etcd://127.0.0.1:$CP?ca=$P/etcd/ca.pem&cert=$P/apiserver-etcd-client.pem&key=$P/apiserver-etcd-client-key.pem&prefix=/moved/"
 check "store migrate sqlite -> etcd" '"$KUBECA" store migrate --from "$SQL" --to "$NEW" >"$T/mig.out" 2>&1'

@@ -118,6 +118,8 @@ TEST(Config, BaseIsValidAndParsedFieldByField) {
   EXPECT_EQ(c.signer_listen, "0.0.0.0:8443");
   EXPECT_EQ(c.signer_url, "https://192.168.24.11:8443");
   EXPECT_EQ(c.signer_store, "sqlite:/var/lib/kubeca/kubeca.db");
+  EXPECT_TRUE(c.signer_url_named);
+  EXPECT_TRUE(c.signer_store_named);
   EXPECT_EQ(c.apiserver_url(), "https://192.168.24.11:6443");
   ASSERT_NE(c.find_worker("coreos3"), nullptr);
   EXPECT_EQ(c.find_worker("coreos3")->ip, "192.168.24.13");
@@ -133,6 +135,9 @@ TEST(Config, DefaultsAreFilledByValidate) {
   EXPECT_EQ(c.k8s_service_ip, "10.3.0.1");
   EXPECT_EQ(c.etcd_endpoints, std::vector<std::string>{"http://192.168.24.11:2379"});
   EXPECT_EQ(c.signer_url, "https://192.168.24.11:8443");
+  // Defaults, not named: offline commands neither record nor name a CRL.
+  EXPECT_FALSE(c.signer_url_named);
+  EXPECT_FALSE(c.signer_store_named);
   EXPECT_EQ(c.key_algorithm, "rsa-2048");
   EXPECT_TRUE(c.workers.empty());
 }

@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "kubeca/config.h"
 #include "local_etcd.h"
 
 namespace kubeca {
@@ -29,6 +30,9 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr int64_t kNow = 1'800'000'000;
+constexpr int64_t kSchemaVersion = 2;  // the store's current schema
+const std::string kPinA = "sha256:" + std::string(64, 'a');
+const std::string kPinB = "sha256:" + std::string(64, 'b');
 
 CertRecord make_cert(const std::string& serial, int64_t not_before = kNow) {
   CertRecord c;
@@ -366,6 +370,38 @@ TEST_P(StoreTest, RevokedBeatsExpiredAndUsedUp) {
 
 TEST_P(StoreTest, Healthy) { EXPECT_TRUE(store_->healthy()); }
 
+TEST_P(StoreTest, RecordCertificatesAddsOnlyTheNewOnes) {
+  ASSERT_TRUE(store_->insert_certificate(make_cert("0b")));
+  ASSERT_TRUE(store_->revoke_certificate("0b", 1, kNow));
+  EXPECT_EQ(store_->record_certificates({make_cert("0a"), make_cert("0b"), make_cert("0c")}), 2u);
+  EXPECT_EQ(serials(*store_), (std::vector<std::string>{"0a", "0b", "0c"}));
+  // A known certificate keeps its record: a revocation is not undone by recording it again.
+  EXPECT_EQ(store_->find_certificate("0b")->status, "revoked");
+  EXPECT_EQ(store_->record_certificates({make_cert("0a")}), 0u);
+  EXPECT_EQ(store_->record_certificates({}), 0u);
+  if (auto peer = open_peer()) {
+    EXPECT_EQ(serials(*peer), (std::vector<std::string>{"0a", "0b", "0c"}));
+  }
+}
+
+TEST_P(StoreTest, BoundToTheFirstCa) {
+  store_->bind_ca(kPinA);
+  store_->bind_ca(kPinA);  // the same CA again: fine
+  try {
+    store_->bind_ca(kPinB);
+    FAIL() << "a store of one CA was bound to another";
+  } catch (const InputError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(kPinA), std::string::npos) << msg;
+    EXPECT_NE(msg.find(kPinB), std::string::npos) << msg;
+  }
+  if (auto peer = open_peer()) {
+    // The binding is in the file: another process sees it.
+    EXPECT_THROW(peer->bind_ca(kPinB), InputError);
+    peer->bind_ca(kPinA);
+  }
+}
+
 // Runs fn(i) on n threads released together, so they really contend.
 template <typename Fn>
 void run_together(int n, Fn fn) {
@@ -476,7 +512,7 @@ class SqliteFileTest : public ::testing::Test {
 
 TEST_F(SqliteFileTest, SchemaVersionAndWalSetOnOpen) {
   open_store(url());
-  EXPECT_EQ(raw_pragma(db(), "user_version"), 1);
+  EXPECT_EQ(raw_pragma(db(), "user_version"), kSchemaVersion);
   EXPECT_EQ(raw_pragma(db(), "application_id"), 0x6b756263);
   // journal_mode is stored in the file once it is WAL; "wal" read back as text.
   sqlite3* h = nullptr;
@@ -504,7 +540,7 @@ TEST_F(SqliteFileTest, ConcurrentFirstOpensMigrateOnce) {
     }
   });
   EXPECT_EQ(errors, 0);
-  EXPECT_EQ(raw_pragma(db(), "user_version"), 1);
+  EXPECT_EQ(raw_pragma(db(), "user_version"), kSchemaVersion);
   ASSERT_TRUE(stores[0]);
   EXPECT_EQ(stores[0]->list_tokens().size(), static_cast<size_t>(kThreads));
 }
@@ -518,7 +554,7 @@ TEST_F(SqliteFileTest, ReopenKeepsData) {
     ASSERT_TRUE(store->revoke_certificate("0a", 5, kNow + 1));
   }
   auto store = open_store(url());
-  EXPECT_EQ(raw_pragma(db(), "user_version"), 1);
+  EXPECT_EQ(raw_pragma(db(), "user_version"), kSchemaVersion);
   EXPECT_EQ(serials(*store), (std::vector<std::string>{"0a", "0b"}));
   EXPECT_EQ(store->find_certificate("0a")->status, "revoked");
   EXPECT_EQ(store->find_certificate("0a")->reason, 5);
@@ -546,6 +582,69 @@ TEST_F(SqliteFileTest, NewerSchemaRefused) {
   }
   // Refusing must not have touched it.
   EXPECT_EQ(raw_pragma(db(), "user_version"), 999);
+}
+
+// The schema kubeca shipped as version 1, before the store knew its CA.
+constexpr const char* kSchemaV1 =
+    "CREATE TABLE certificates (serial TEXT PRIMARY KEY NOT NULL, profile TEXT NOT NULL,"
+    " subject TEXT NOT NULL, sans TEXT NOT NULL, not_before INTEGER NOT NULL,"
+    " not_after INTEGER NOT NULL, status TEXT NOT NULL, requester TEXT NOT NULL,"
+    " pem TEXT NOT NULL, revoked_at INTEGER NOT NULL DEFAULT 0,"
+    " reason INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX certificates_by_not_before ON certificates (not_before, serial);"
+    "CREATE TABLE tokens (id TEXT PRIMARY KEY NOT NULL, secret_hash TEXT NOT NULL,"
+    " node TEXT NOT NULL, ips TEXT NOT NULL, profile TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
+    " uses_allowed INTEGER NOT NULL, uses INTEGER NOT NULL DEFAULT 0,"
+    " revoked INTEGER NOT NULL DEFAULT 0);"
+    "PRAGMA user_version = 1; PRAGMA application_id = 1802855011;";
+
+TEST_F(SqliteFileTest, VersionOneStoreMigratesAndGetsBound) {
+  raw_exec(db(), kSchemaV1);
+  raw_exec(db(),
+           "INSERT INTO certificates VALUES ('0a', 'kubelet', 'CN=n1', '[\"DNS:n1\"]', 1, 2,"
+           " 'revoked', 'cli', 'PEM', 3, 4);"
+           "INSERT INTO tokens VALUES ('abcdef', 'h', 'n1', '[]', 'kubelet', 1, 2, 1, 0, 0);");
+  {
+    auto store = open_store(url(), OpenMode::kExisting);
+    EXPECT_EQ(raw_pragma(db(), "user_version"), kSchemaVersion);
+    // What version 1 held is all there.
+    const auto c = store->find_certificate("0a");
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->sans, std::vector<std::string>{"DNS:n1"});
+    EXPECT_EQ(c->status, "revoked");
+    EXPECT_EQ(c->reason, 4);
+    EXPECT_EQ(store->find_token("abcdef")->node, "n1");
+    // No CA yet: the first one to use it binds it.
+    store->bind_ca(kPinA);
+  }
+  auto store = open_store(url(), OpenMode::kExisting);
+  EXPECT_THROW(store->bind_ca(kPinB), InputError);
+  store->bind_ca(kPinA);
+}
+
+TEST_F(SqliteFileTest, ExistingModeNeverCreates) {
+  // A mistyped path: nothing made, not even its folder.
+  const fs::path typo = dir_.path() / "typo" / "kubeca.db";
+  for (const fs::path& p : {db(), typo}) {
+    try {
+      open_store("sqlite:" + p.string(), OpenMode::kExisting);
+      FAIL() << "opened an absent store " << p;
+    } catch (const InputError& e) {
+      EXPECT_EQ(std::string(e.what()),
+                "no store at " + p.string() + " (kubeca serve or kubeca init creates it)");
+    }
+    EXPECT_FALSE(fs::exists(p));
+  }
+  EXPECT_FALSE(fs::exists(typo.parent_path()));
+  // An empty file is no store either, and stays empty.
+  std::ofstream(db()).close();
+  EXPECT_THROW(open_store(url(), OpenMode::kExisting), InputError);
+  EXPECT_EQ(fs::file_size(db()), 0u);
+  // Once made, it opens.
+  fs::remove(db());
+  open_store(url(), OpenMode::kCreate)->insert_token(make_token("aaaaaa"));
+  EXPECT_EQ(open_store(url(), OpenMode::kExisting)->list_tokens().size(), 1u);
 }
 
 TEST_F(SqliteFileTest, OtherProgramsDatabaseRefused) {

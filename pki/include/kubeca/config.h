@@ -47,6 +47,10 @@ struct Config {
   std::string signer_listen = "0.0.0.0:8443";
   std::string signer_url;  // default https://MASTER_HOST:8443
   std::string signer_store = "sqlite:/var/lib/kubeca/kubeca.db";
+  // Whether cluster.yaml names them. Only then do the offline commands (init, issue, certs
+  // renew) record in the store and give leaves the service's CRL distribution point.
+  bool signer_url_named = false;
+  bool signer_store_named = false;
 
   // https://MASTER_HOST:6443 (modern) or https://MASTER_HOST (the seed's port 443).
   std::string apiserver_url() const;

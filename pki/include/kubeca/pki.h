@@ -14,6 +14,7 @@
 #include "kubeca/config.h"
 #include "kubeca/keys.h"
 #include "kubeca/profile.h"
+#include "kubeca/store.h"
 
 namespace kubeca {
 
@@ -32,11 +33,23 @@ struct InitReport {
 
 using Progress = std::function<void(size_t done, size_t total, const std::string& what)>;
 
+// What the offline commands (init, issue, certs renew) do besides writing files.
+struct Recording {
+  // Every leaf is recorded here (requester "init", "issue" or "certs-renew") before its file
+  // is written, so `kubeca revoke --serial` knows it; null: no record.
+  Store* store = nullptr;
+  // The CRL distribution point of the cluster CA's leaves (the service's /v1/crl); "": none.
+  // Leaves of the etcd and front-proxy CAs get none: that CRL is not signed by their CA.
+  std::string crl_url;
+};
+
 // Every certificate, key and kubeconfig the config's flavor calls for. Creates what is
 // missing and keeps everything else byte for byte; computes all before writing anything.
 // An existing certificate whose identity differs from the config is an error, not a rewrite.
+// With a store, binds it to the cluster CA and records every leaf of the folder it does not
+// know yet, made or kept, before writing.
 InitReport init_pki(const Config& config, const fs::path& dir, TimePoint now,
-                    const Progress& progress = {});
+                    const Progress& progress = {}, const Recording& recording = {});
 
 // The specs init creates, CAs first.
 std::vector<CertSpec> planned_certificates(const Config& config);
@@ -54,9 +67,11 @@ struct Issued {
 };
 // Issues spec with a new key of `algorithm` and writes PREFIX.pem / PREFIX-key.pem;
 // refuses (InputError) to replace an existing pair unless force, and always refuses a path
-// that is not a regular file (fs.h's output rule).
-Issued issue_to_files(const Ca& ca, const CertSpec& spec, KeyAlgorithm algorithm,
-                      const fs::path& prefix, TimePoint now, bool force = false);
+// that is not a regular file (fs.h's output rule). The record goes to recording.store (the
+// caller binds it to the cluster CA) before the files are written; recording.crl_url is set
+// on `ca` when it is the cluster CA (the spec's issuer is Profile::kCa).
+Issued issue_to_files(Ca& ca, const CertSpec& spec, KeyAlgorithm algorithm, const fs::path& prefix,
+                      TimePoint now, bool force = false, const Recording& recording = {});
 
 struct CertStatus {
   std::string name;  // "apiserver", "etcd/server", "admin.conf"
@@ -88,7 +103,10 @@ struct Renewed {
 // Offline renewal, as kubeadm's: `name` ("all", or a certificate's path in the folder
 // without .pem) gets the same identity and a new validity from the CA that signed it. The
 // key is kept unless rotate_key. Kubeconfigs that embed the old certificate are rewritten.
+// A renewed leaf of the cluster CA gets recording.crl_url when set, else keeps the CRL
+// distribution point it had. With a store (bound to DIR/ca.pem), every new certificate is
+// recorded before any file is replaced.
 std::vector<Renewed> renew_offline(const fs::path& dir, const std::string& name, bool rotate_key,
-                                   TimePoint now);
+                                   TimePoint now, const Recording& recording = {});
 
 }  // namespace kubeca

@@ -54,6 +54,10 @@ class Store {
 
   // False when a certificate with this serial is already stored.
   virtual bool insert_certificate(const CertRecord& cert) = 0;
+  // Stores those of `certs` not stored yet, in one transaction that is on disk (fsync) when
+  // this returns: the offline commands record a certificate before writing its file.
+  // Returns how many were new.
+  virtual size_t record_certificates(const std::vector<CertRecord>& certs) = 0;
   virtual std::optional<CertRecord> find_certificate(const std::string& serial) = 0;
   virtual std::vector<CertRecord> list_certificates() = 0;  // ordered by not_before, serial
   // False when the serial is unknown; revoking twice keeps the first time and reason.
@@ -77,11 +81,21 @@ class Store {
     (void)task;
     return true;
   }
+
+  // Ties the store to the CA whose pin ("sha256:HEX" of its SubjectPublicKeyInfo, ca_pin())
+  // is given: the first call records it, later ones must give the same pin. Throws
+  // InputError naming both pins when the store belongs to another CA.
+  virtual void bind_ca(const std::string& pin) = 0;
 };
 
-// "sqlite:PATH" (created with its folder when absent), "sqlite::memory:", or "memory:".
-// Throws std::runtime_error naming the URL when it cannot be opened.
-std::unique_ptr<Store> open_store(const std::string& url);
+// Only `kubeca serve` and `kubeca init` create a store; every other command needs it to
+// exist, so a mistyped --store path is an error instead of an empty store.
+enum class OpenMode { kCreate, kExisting };
+
+// "sqlite:PATH" (with kCreate, created with its folder when absent), "sqlite::memory:", or
+// "memory:". Throws InputError for an absent file with kExisting, std::runtime_error naming
+// the URL when it cannot be opened.
+std::unique_ptr<Store> open_store(const std::string& url, OpenMode mode = OpenMode::kCreate);
 
 // etcd://H:P[,H:P...]?ca=F&cert=F&key=F[&prefix=/kubeca/] (TLS, client certificates),
 // etcd:https://H:P[,https://...]?..., or etcd+http://H:P (plain, loopback tests only).
