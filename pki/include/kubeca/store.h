@@ -61,6 +61,8 @@ class Store {
   virtual TokenUse use_token(const std::string& id, const CertRecord& cert, int64_t now) = 0;
 
   virtual bool healthy() = 0;  // the store answers
+  // Changes when another connection (the CLI) commits to the store; constant when none can.
+  virtual int64_t outside_changes() { return 0; }
 };
 
 // "sqlite:PATH" (created with its folder when absent), "sqlite::memory:", or "memory:".
