@@ -27,7 +27,7 @@ echo "$out"
 check "metrics: valid text, fixed labels, under 64 KiB ($(tail -1 <<<"$out"))" '[[ "$(tail -1 <<<"$out")" == *" 0 problems" ]]'
 check "metrics: the injected sample is not there" '! grep -q "^kubeca_ca_expiry_seconds -1" "$T/metrics"'
 check "metrics: unknown paths counted as other" 'grep -Eq "^kubeca_requests_total\{endpoint=\"other\",profile=\"\",result=\"not_found\"\} [0-9]{4}" "$T/metrics"'
-check "metrics: random profiles counted under the token'"'"'s" 'grep -Eq "^kubeca_requests_total\{endpoint=\"/v1/sign\",profile=\"kubelet\",result=\"profile_not_allowed\"\} [0-9]{4}" "$T/metrics"'
+check "metrics: random profiles counted under the token profile" 'grep -Eq "^kubeca_requests_total\{endpoint=\"/v1/sign\",profile=\"kubelet\",result=\"profile_not_allowed\"\} [0-9]{4}" "$T/metrics"'
 check "metrics: no per-serial series" '! grep -q "serial=" "$T/metrics"'
 rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status")
 echo "server RSS after the flood: $rss kB; /metrics $(wc -c <"$T/metrics") bytes"
