@@ -44,8 +44,9 @@ class FailureLimiter {
     const auto now = std::chrono::steady_clock::now();
     prune(it->second, now);
     if (static_cast<int>(it->second.times.size()) < max_) return 0;
+    // Rounded up: a client that comes back after Retry-After is let through.
     const auto left = it->second.times.front() + window_ - now;
-    const auto secs = std::chrono::duration_cast<std::chrono::seconds>(left).count() + 1;
+    const auto secs = std::chrono::ceil<std::chrono::seconds>(left).count();
     return static_cast<int>(std::max<int64_t>(secs, 1));
   }
 

@@ -116,7 +116,7 @@ const std::vector<std::string>& Metrics::results() {
       "not_found", "method_not_allowed", "length_required", "body_too_large", "too_many_failures",
       "http_error",
       // 5xx
-      "internal", "serial_collision", "not_ready", "ca_missing",
+      "internal", "serial_collision", "not_ready", "ca_missing", "store_unavailable",
       // anything else
       "other"};
   return r;
