@@ -4,16 +4,15 @@
 #include <atomic>
 #include <fstream>
 #include <iostream>
-#include <list>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <unordered_map>
 
 #include "kubeca/csr.h"
 #include "kubeca/fs.h"
 #include "kubeca/keys.h"
+#include "kubeca/limiter.h"
 #include "kubeca/metrics.h"
 #include "kubeca/node.h"
 #include "kubeca/pki.h"
@@ -25,78 +24,6 @@ namespace {
 
 using json = nlohmann::json;
 using Clock = std::chrono::system_clock;
-
-// Failed token attempts per (remote address, token id) in a sliding window. Keyed by both so
-// one client's bad tokens do not lock out the others behind the same address (a NAT); a
-// missing or malformed token counts under the id "". Holds at most `max_entries` keys, the
-// least recently failing evicted first, so no stream of fresh ids grows it without bound.
-class FailureLimiter {
- public:
-  using Time = std::chrono::steady_clock::time_point;
-  FailureLimiter(int max, std::chrono::seconds window, size_t max_entries)
-      : max_(std::max(max, 1)), window_(window), max_entries_(std::max<size_t>(max_entries, 1)) {}
-
-  // Seconds until (addr, id) may try again; 0 when it may now.
-  int wait(const std::string& addr, const std::string& id) {
-    std::lock_guard<std::mutex> lock(mu_);
-    const auto it = entries_.find(key(addr, id));
-    if (it == entries_.end()) return 0;
-    const auto now = std::chrono::steady_clock::now();
-    prune(it->second, now);
-    if (static_cast<int>(it->second.times.size()) < max_) return 0;
-    // Rounded up: a client that comes back after Retry-After is let through.
-    const auto left = it->second.times.front() + window_ - now;
-    const auto secs = std::chrono::ceil<std::chrono::seconds>(left).count();
-    return static_cast<int>(std::max<int64_t>(secs, 1));
-  }
-
-  void fail(const std::string& addr, const std::string& id) {
-    std::lock_guard<std::mutex> lock(mu_);
-    const std::string k = key(addr, id);
-    auto it = entries_.find(k);
-    if (it == entries_.end()) {
-      order_.push_back(k);
-      it = entries_.emplace(k, Entry{{}, std::prev(order_.end())}).first;
-    } else {
-      order_.splice(order_.end(), order_, it->second.pos);
-    }
-    const auto now = std::chrono::steady_clock::now();
-    auto& times = it->second.times;
-    prune(it->second, now);
-    times.push_back(now);
-    if (static_cast<int>(times.size()) > max_) times.erase(times.begin());
-    while (entries_.size() > max_entries_) {
-      entries_.erase(order_.front());
-      order_.pop_front();
-    }
-  }
-
-  size_t size() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return entries_.size();
-  }
-
- private:
-  struct Entry {
-    std::vector<Time> times;  // the last `max_` failures, oldest first
-    std::list<std::string>::iterator pos;
-  };
-  static std::string key(const std::string& addr, const std::string& id) {
-    return addr + '\x1f' + id;
-  }
-  void prune(Entry& e, Time now) {
-    const auto cutoff = now - window_;
-    auto first = e.times.begin();
-    while (first != e.times.end() && *first < cutoff) ++first;
-    e.times.erase(e.times.begin(), first);
-  }
-  int max_;
-  std::chrono::seconds window_;
-  size_t max_entries_;
-  std::mutex mu_;
-  std::unordered_map<std::string, Entry> entries_;
-  std::list<std::string> order_;  // least recently failing first
-};
 
 struct ParsedCsr {
   std::unique_ptr<Csr> req;
