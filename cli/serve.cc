@@ -53,7 +53,9 @@ int cmd_serve(const std::vector<std::string>& args) {
       "threads", po::value<long long>()->default_value(64),
       "connections served at once (1 to 4096)")(
       "max-failures", po::value<int>()->default_value(10),
-      "failed token attempts from one address per minute before 429");
+      "failed attempts with one token id from one address, per window, before 429")(
+      "failure-window", po::value<std::string>()->default_value("1m"),
+      "the failure limiter's window (90s, 1m, 1h)");
   po::variables_map vm;
   if (!parse(args,
              "Usage: kubeca serve --config cluster.yaml --pki DIR [--listen ADDR] [--store URL]\n\n"
@@ -74,7 +76,8 @@ int cmd_serve(const std::vector<std::string>& args) {
   }
   o.threads = static_cast<size_t>(threads);
   o.max_failures = vm["max-failures"].as<int>();
-  if (o.max_failures < 1) throw UsageError("--max-failures: must be 1 or more");
+  if (o.max_failures < 1) throw UsageError("--max-failures: must be at least 1");
+  o.failure_window = parse_duration(vm["failure-window"].as<std::string>());
   if (vm.count("audit-log")) o.audit_log = vm["audit-log"].as<std::string>();
   const std::string store_url =
       vm.count("store") ? vm["store"].as<std::string>() : config.signer_store;

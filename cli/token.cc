@@ -4,6 +4,7 @@
 
 #include "common.h"
 #include "kubeca/pki.h"
+#include "kubeca/profile.h"
 
 namespace kubeca::cli {
 
@@ -20,6 +21,8 @@ int cmd_token(const std::vector<std::string>& args) {
       "profile", po::value<std::string>()->default_value("kubelet"), "create: the profile")(
       "ttl", po::value<std::string>()->default_value("1h"), "create: lifetime (30m, 1h, 24h)")(
       "uses", po::value<int>()->default_value(1), "create: how many certificates it may get")(
+      "allow-privileged",
+      "create: allow a profile other than kubelet or kube-proxy (admin, apiserver, etcd-*, ...)")(
       "json", "print as JSON");
   add_admin_options(desc);
   po::positional_options_description pos;
@@ -27,7 +30,8 @@ int cmd_token(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (!parse(args,
              "Usage: kubeca token create --node NAME --ip IP [--ip IP] [--profile kubelet] "
-             "[--ttl 1h] [--uses 1]\n       kubeca token list\n       kubeca token revoke ID\n\n"
+             "[--ttl 1h] [--uses 1] [--allow-privileged]\n       kubeca token list\n       kubeca "
+             "token revoke ID\n\n"
              "Against the store (--store sqlite:PATH) or a running service as an admin\n"
              "(--kubeconfig FILE, or --server URL --certificate-authority ca.pem\n"
              "--client-certificate admin.pem --client-key admin-key.pem).\n"
@@ -45,6 +49,19 @@ int cmd_token(const std::vector<std::string>& args) {
     r.profile = vm["profile"].as<std::string>();
     r.ttl = parse_duration(vm["ttl"].as<std::string>());
     r.uses = vm["uses"].as<int>();
+    r.allow_privileged = vm.count("allow-privileged") > 0;
+    // Refused here too, before a service is asked: its holder could mint a credential
+    // with cluster-wide power.
+    const auto profile = parse_profile(r.profile);
+    if (profile && !profile_is_ca(*profile) && token_profile_privileged(r.profile)) {
+      if (!r.allow_privileged) {
+        throw UsageError("--profile " + r.profile +
+                         ": a token for it grants cluster-wide power; add --allow-privileged if "
+                         "that is meant");
+      }
+      std::cerr << "kubeca: warning: a token for profile " << r.profile
+                << " grants cluster-wide power to whoever holds it; keep it short-lived\n";
+    }
     AdminTarget t = admin_target(vm);
     nlohmann::json out;
     if (t.store) {
@@ -56,7 +73,8 @@ int cmd_token(const std::vector<std::string>& args) {
                                               {"ips", r.ips},
                                               {"profile", r.profile},
                                               {"ttl", vm["ttl"].as<std::string>()},
-                                              {"uses", r.uses}}),
+                                              {"uses", r.uses},
+                                              {"allow_privileged", r.allow_privileged}}),
                    201, "token create");
     }
     if (as_json) {

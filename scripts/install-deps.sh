@@ -9,6 +9,7 @@ packages=(
   openssl gnutls-bin kubectl etcd-server etcd-client systemd curl
   golang-cfssl wrk strace util-linux  # strace: the order of init's syncs and renames
   nodejs python3  # bootstrap tests: npm schema validation, free ports
+  python3-prometheus-client  # serve_metrics: /metrics parsed by a parser kubeca did not write
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -128,6 +128,11 @@ HttpResult convert(const httplib::Result& r, const Url& u) {
   }
   out.status = r->status;
   out.body = r->body;
+  // Delay-seconds only (RFC 9110 also allows a date, which kubeca never sends).
+  const std::string ra = r->get_header_value("Retry-After");
+  if (!ra.empty() && ra.size() <= 9 && ra.find_first_not_of("0123456789") == std::string::npos) {
+    out.retry_after = std::stoi(ra);
+  }
   return out;
 }
 
@@ -290,9 +295,19 @@ HttpResult with_retries(const std::function<HttpResult()>& attempt, int max_atte
   max_attempts = std::max(max_attempts, 1);  // one try at least: a result is always a real one
   for (int i = 1; i <= max_attempts; ++i) {
     r = attempt();
-    if ((r.status != 0 && r.status != 503) || !r.retryable) return r;
+    if ((r.status != 0 && r.status != 503 && r.status != 429) || !r.retryable) return r;
+    // Told to come back later than a client can wait: say so now rather than spin.
+    if (r.status == 429 && (r.retry_after <= 0 || r.retry_after > kMaxRetryAfter.count())) {
+      return r;
+    }
     if (i == max_attempts) break;
     if (on_retry) on_retry(i, r);
+    if (r.retry_after > 0 && r.retry_after <= kMaxRetryAfter.count()) {
+      // The server said when; a little jitter so a crowd told the same moment spreads out.
+      std::this_thread::sleep_for(std::chrono::seconds(r.retry_after) +
+                                  std::chrono::milliseconds(jitter() % 250));
+      continue;
+    }
     const auto wait = std::min(delay, max_delay);
     std::this_thread::sleep_for(wait +
                                 std::chrono::milliseconds(jitter() % (wait.count() / 4 + 1)));

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <deque>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -13,6 +12,8 @@
 #include "kubeca/csr.h"
 #include "kubeca/fs.h"
 #include "kubeca/keys.h"
+#include "kubeca/limiter.h"
+#include "kubeca/metrics.h"
 #include "kubeca/node.h"
 #include "kubeca/pki.h"
 #include "kubeca/token.h"
@@ -23,33 +24,6 @@ namespace {
 
 using json = nlohmann::json;
 using Clock = std::chrono::system_clock;
-
-// Failed credential attempts per remote address, in a sliding window.
-class FailureLimiter {
- public:
-  FailureLimiter(int max, std::chrono::seconds window) : max_(max), window_(window) {}
-  bool blocked(const std::string& addr) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto& q = prune(addr);
-    return static_cast<int>(q.size()) >= max_;
-  }
-  void fail(const std::string& addr) {
-    std::lock_guard<std::mutex> lock(mu_);
-    prune(addr).push_back(std::chrono::steady_clock::now());
-  }
-
- private:
-  std::deque<std::chrono::steady_clock::time_point>& prune(const std::string& addr) {
-    auto& q = failures_[addr];
-    const auto cutoff = std::chrono::steady_clock::now() - window_;
-    while (!q.empty() && q.front() < cutoff) q.pop_front();
-    return q;
-  }
-  int max_;
-  std::chrono::seconds window_;
-  std::mutex mu_;
-  std::map<std::string, std::deque<std::chrono::steady_clock::time_point>> failures_;
-};
 
 struct ParsedCsr {
   std::unique_ptr<Csr> req;
@@ -148,11 +122,13 @@ struct Issuer::Impl {
   std::mutex crl_mu;
   Crl crl;
   std::set<std::string> crl_serials;  // what the cached CRL lists
-  mutable std::mutex counts_mu;
-  std::map<std::string, uint64_t> issued;
 
   Impl(const Config& c, const std::filesystem::path& dir, Store& s, const IssuerOptions& o)
-      : config(c), pki_dir(dir), store(s), options(o), limiter(o.max_failures, o.failure_window) {}
+      : config(c),
+        pki_dir(dir),
+        store(s),
+        options(o),
+        limiter(o.max_failures, o.failure_window, o.max_limiter_entries) {}
 
   void audit(const Caller& caller, const std::string& action, const std::string& token_id,
              const std::string& profile, const std::string& subject, const std::string& serial,
@@ -199,10 +175,7 @@ struct Issuer::Impl {
       if (r == TokenUse::kDuplicateSerial) continue;
       if (r != TokenUse::kOk)
         throw ServiceError{401, std::string("token_") + to_string(r), token_message(r)};
-      {
-        std::lock_guard<std::mutex> lock(counts_mu);
-        ++issued[rec.profile];
-      }
+      if (options.metrics) options.metrics->certificate_issued(rec);
       return Issuance{rec.pem,     signer.certificate_pem(),           rec.serial, rec.subject,
                       rec.profile, cert.not_after().to_std_timepoint()};
     }
@@ -235,20 +208,28 @@ struct Issuer::Impl {
 
   // The token named by the Authorization header, checked; failures count for the limiter.
   TokenRecord check_token(const Caller& caller, const std::string& bearer, std::string& token_id) {
+    const auto named = parse_token(bearer);
+    if (const int wait = limiter.wait(caller.remote, named ? named->id : "")) {
+      if (named) token_id = named->id;
+      throw ServiceError{429, "too_many_failures",
+                         "too many failed attempts with this token from this address; retry in " +
+                             std::to_string(wait) + " s",
+                         wait};
+    }
     if (bearer.empty()) {
-      limiter.fail(caller.remote);
+      limiter.fail(caller.remote, "");
       throw ServiceError{401, "token_required", "Authorization: Bearer TOKEN is required"};
     }
     const auto parts = parse_token(bearer);
     if (!parts) {
-      limiter.fail(caller.remote);
+      limiter.fail(caller.remote, "");
       throw ServiceError{401, "token_malformed",
                          "the token is not of the form [a-z0-9]{6}.[a-z0-9]{16}"};
     }
     token_id = parts->id;
     const auto token = store.find_token(parts->id);
     if (!token || !secret_matches(parts->secret, token->secret_hash)) {
-      limiter.fail(caller.remote);
+      limiter.fail(caller.remote, parts->id);
       throw ServiceError{401, "token_invalid", "invalid token"};
     }
     const int64_t now = unix_now();
@@ -263,6 +244,7 @@ struct Issuer::Impl {
   Issuance sign(const Caller& caller, const SignRequest& request, std::string& profile_out,
                 std::string& token_id) {
     const TokenRecord token = check_token(caller, request.bearer, token_id);
+    profile_out = token.profile;  // checked with the token; what the body names is not
     if (!request.body_error.empty()) throw ServiceError{400, "malformed_json", request.body_error};
     const std::string profile_name = request.profile.empty() ? token.profile : request.profile;
     if (profile_name != token.profile) {
@@ -339,6 +321,17 @@ Issuer::Issuer(const Config& config, const std::filesystem::path& pki_dir, Store
     }
   }
   m.ca->set_crl_url(config.signer_url + "/v1/crl");
+  if (options.metrics) {
+    options.metrics->set_ca_not_after(
+        Clock::to_time_t(m.ca->certificate().not_after().to_std_timepoint()));
+    try {
+      options.metrics->follow_store(store, unix_now());
+    } catch (const std::exception& e) {
+      // Serve anyway: /healthz answers and /readyz says why this replica takes no traffic.
+      std::cerr << "kubeca: the store cannot be read (" << e.what()
+                << "); /readyz answers 503 until it can\n";
+    }
+  }
   if (!options.audit_log.empty()) {
     m.audit_file.open(options.audit_log, std::ios::app);
     if (!m.audit_file) throw std::runtime_error("cannot open the audit log " + options.audit_log);
@@ -384,12 +377,19 @@ void Issuer::require_admin(const Caller& caller) {
 
 TokenRecord Issuer::create_token(const Caller& caller, const std::string& node,
                                  const std::vector<std::string>& ips, const std::string& profile,
-                                 int uses, const std::string& ttl, std::string& token_out) {
+                                 int uses, const std::string& ttl, std::string& token_out,
+                                 bool allow_privileged) {
+  if (token_profile_privileged(profile) && !allow_privileged) {
+    throw ServiceError{403, "privileged_profile",
+                       "a token for profile " + profile +
+                           " grants cluster-wide power; send \"allow_privileged\": true"};
+  }
   TokenRequest r;
   r.node = node;
   r.ips = ips;
   r.profile = profile;
   r.uses = uses;
+  r.allow_privileged = allow_privileged;
   try {
     r.ttl = parse_duration(ttl);
     const auto p = parse_profile(r.profile);
@@ -432,6 +432,7 @@ CertRecord Issuer::revoke(const Caller& caller, const RevokeRequest& request) {
   if (!rec) {
     throw ServiceError{404, "not_found", "no certificate with that serial in the store"};
   }
+  if (impl_->options.metrics) impl_->options.metrics->certificate_revoked(*rec);
   impl_->current_crl();
   impl_->audit(caller, "revoke", "", "", "", rec->serial, "revoked",
                revocation_reason_name(rec->reason));
@@ -440,7 +441,11 @@ CertRecord Issuer::revoke(const Caller& caller, const RevokeRequest& request) {
 
 Crl Issuer::current_crl() { return impl_->current_crl(); }
 
-bool Issuer::blocked(const std::string& remote) { return impl_->limiter.blocked(remote); }
+int Issuer::blocked(const std::string& remote, const std::string& token_id) {
+  return impl_->limiter.wait(remote, token_id);
+}
+
+size_t Issuer::limiter_entries() { return impl_->limiter.size(); }
 
 bool Issuer::store_healthy() { return impl_->store.healthy(); }
 
@@ -465,11 +470,6 @@ std::pair<std::string, std::string> Issuer::signer_credentials() {
     std::cerr << "kubeca: issued the signer certificate " << cp.string() << "\n";
   }
   return {read_file(cp), read_file(kp)};
-}
-
-std::vector<std::pair<std::string, uint64_t>> Issuer::issued_counts() const {
-  std::lock_guard<std::mutex> lock(impl_->counts_mu);
-  return {impl_->issued.begin(), impl_->issued.end()};
 }
 
 }  // namespace kubeca

@@ -256,7 +256,9 @@ NodeRequestResult node_request(const NodeRequestOptions& o) {
   }
 
   auto retry_log = [&](int attempt, const HttpResult& res) {
-    log("attempt " + std::to_string(attempt) + " failed (" + res.describe() + "); retrying");
+    log("attempt " + std::to_string(attempt) + " failed (" + res.describe() + "); retrying" +
+        (res.retry_after > 0 ? " in " + std::to_string(res.retry_after) + " s, as Retry-After says"
+                             : ""));
   };
   // The CA first, unverified, then checked against the pin before anything else is sent.
   ApiClient discovery(o.server, "");
@@ -444,9 +446,12 @@ void renew_daemon(const RenewOptions& o, const std::atomic<bool>& stop) {
         throw std::runtime_error("renewal refused: " + r.describe() +
                                  "; the certificate in place is kept");
       }
-      log("renewal failed (" + r.describe() + "); retrying in " + std::to_string(backoff.count()) +
+      // The server's Retry-After, when longer than our backoff, is the earliest worth trying.
+      const auto wait = std::max<std::chrono::milliseconds>(
+          backoff, std::chrono::seconds(std::max(r.retry_after, 0)));
+      log("renewal failed (" + r.describe() + "); retrying in " + std::to_string(wait.count()) +
           " ms; the certificate in place is kept");
-      sleep_until(std::chrono::system_clock::now() + backoff);
+      sleep_until(std::chrono::system_clock::now() + wait);
       backoff = std::min(backoff * 2, o.max_delay);
     }
   }

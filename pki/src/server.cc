@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "kubeca/issuer.h"
+#include "kubeca/metrics.h"
 #include "kubeca/pki.h"
 #include "kubeca/token.h"
 
@@ -27,70 +28,6 @@ using json = nlohmann::json;
 using Clock = std::chrono::system_clock;
 
 using Refusal = ServiceError;
-
-const double kBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
-
-class Metrics {
- public:
-  void observe(const std::string& endpoint, const std::string& profile, const std::string& result,
-               double seconds) {
-    std::lock_guard<std::mutex> lock(mu_);
-    ++requests_[endpoint + "\x1f" + profile + "\x1f" + result];
-    auto& h = histograms_[endpoint];
-    h.resize(std::size(kBuckets) + 1);
-    for (size_t i = 0; i < std::size(kBuckets); ++i) {
-      if (seconds <= kBuckets[i]) ++h[i];
-    }
-    ++h.back();
-    sums_[endpoint] += seconds;
-  }
-  void issued(const std::string& profile) {
-    std::lock_guard<std::mutex> lock(mu_);
-    ++issued_[profile];
-  }
-  std::string render() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::string out;
-    out += "# HELP kubeca_requests_total Requests by endpoint, profile and result.\n";
-    out += "# TYPE kubeca_requests_total counter\n";
-    for (const auto& [key, n] : requests_) {
-      const auto a = key.find('\x1f'), b = key.find('\x1f', a + 1);
-      out += "kubeca_requests_total{endpoint=\"" + key.substr(0, a) + "\",profile=\"" +
-             key.substr(a + 1, b - a - 1) + "\",result=\"" + key.substr(b + 1) + "\"} " +
-             std::to_string(n) + "\n";
-    }
-    out += "# HELP kubeca_request_duration_seconds Request latency by endpoint.\n";
-    out += "# TYPE kubeca_request_duration_seconds histogram\n";
-    for (const auto& [endpoint, h] : histograms_) {
-      const std::string l = "endpoint=\"" + endpoint + "\"";
-      for (size_t i = 0; i < std::size(kBuckets); ++i) {
-        char le[32];
-        std::snprintf(le, sizeof le, "%g", kBuckets[i]);
-        out += "kubeca_request_duration_seconds_bucket{" + l + ",le=\"" + le + "\"} " +
-               std::to_string(h[i]) + "\n";
-      }
-      out += "kubeca_request_duration_seconds_bucket{" + l + ",le=\"+Inf\"} " +
-             std::to_string(h.back()) + "\n";
-      out += "kubeca_request_duration_seconds_sum{" + l + "} " +
-             std::to_string(sums_.at(endpoint)) + "\n";
-      out += "kubeca_request_duration_seconds_count{" + l + "} " + std::to_string(h.back()) + "\n";
-    }
-    out += "# HELP kubeca_certificates_issued_total Certificates issued since start.\n";
-    out += "# TYPE kubeca_certificates_issued_total counter\n";
-    for (const auto& [profile, n] : issued_) {
-      out += "kubeca_certificates_issued_total{profile=\"" + profile + "\"} " + std::to_string(n) +
-             "\n";
-    }
-    return out;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::map<std::string, uint64_t> requests_;
-  std::map<std::string, std::vector<uint64_t>> histograms_;
-  std::map<std::string, double> sums_;
-  std::map<std::string, uint64_t> issued_;
-};
 
 std::unique_ptr<Botan::X509_Certificate> peer_certificate(const httplib::Request& req) {
   if (!req.ssl) return nullptr;
@@ -149,35 +86,6 @@ struct SigningServer::Impl {
             {"not_after", format_time(out.not_after)}};
   }
 
-  std::string metrics_text() {
-    std::string out = metrics.render();
-    out += "# HELP kubeca_certificates_issued_total Certificates issued since start.\n";
-    out += "# TYPE kubeca_certificates_issued_total counter\n";
-    for (const auto& [profile, n] : issuer->issued_counts()) {
-      out += "kubeca_certificates_issued_total{profile=\"" + profile + "\"} " + std::to_string(n) +
-             "\n";
-    }
-    const auto now = Clock::now();
-    auto secs = [&](TimePoint t) {
-      return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(t - now).count());
-    };
-    out += "# HELP kubeca_ca_expiry_seconds Seconds until the CA certificate expires.\n";
-    out += "# TYPE kubeca_ca_expiry_seconds gauge\n";
-    out += "kubeca_ca_expiry_seconds " +
-           secs(issuer->ca().certificate().not_after().to_std_timepoint()) + "\n";
-    out +=
-        "# HELP kubeca_certificate_expiry_seconds Seconds until each issued, unrevoked certificate "
-        "expires.\n";
-    out += "# TYPE kubeca_certificate_expiry_seconds gauge\n";
-    const int64_t t = unix_now();
-    for (const auto& c : issuer->list_certificates()) {
-      if (c.status != "good" || c.not_after <= t) continue;
-      out += "kubeca_certificate_expiry_seconds{serial=\"" + c.serial + "\",profile=\"" +
-             c.profile + "\"} " + std::to_string(c.not_after - t) + "\n";
-    }
-    return out;
-  }
-
   void setup_routes();
   void send_error(httplib::Response& res, const Refusal& r) {
     res.status = r.status;
@@ -230,7 +138,7 @@ void SigningServer::Impl::setup_routes() {
           res.set_content("ok\n", "text/plain");
         }));
   s.Get("/metrics", route("/metrics", [this](const auto&, auto& res, auto&) {
-          res.set_content(metrics_text(), "text/plain; version=0.0.4");
+          res.set_content(metrics.render(unix_now()), "text/plain; version=0.0.4");
         }));
   s.Get("/v1/ca", route("/v1/ca", [this](const auto&, auto& res, auto&) {
           res.set_content(issuer->ca().certificate_pem(), "application/x-pem-file");
@@ -268,12 +176,13 @@ void SigningServer::Impl::setup_routes() {
            std::string token;
            TokenRecord t;
            try {
-             t = issuer->create_token(
-                 caller, body.at("node").get<std::string>(),
-                 body.contains("ips") ? body["ips"].get<std::vector<std::string>>()
-                                      : std::vector<std::string>{},
-                 body.value("profile", std::string("kubelet")), body.value("uses", 1),
-                 body.value("ttl", std::string("1h")), token);
+             t = issuer->create_token(caller, body.at("node").get<std::string>(),
+                                      body.contains("ips")
+                                          ? body["ips"].get<std::vector<std::string>>()
+                                          : std::vector<std::string>{},
+                                      body.value("profile", std::string("kubelet")),
+                                      body.value("uses", 1), body.value("ttl", std::string("1h")),
+                                      token, body.value("allow_privileged", false));
            } catch (const json::exception& e) {
              throw Refusal{400, "malformed_request", std::string("bad token request: ") + e.what()};
            }
@@ -378,9 +287,15 @@ void SigningServer::Impl::setup_routes() {
       res.set_header("Allow", *it->second.begin());
       return refuse({405, "method_not_allowed", req.method + " is not allowed on " + path});
     }
-    if (req.path == "/v1/sign" && issuer->blocked(req.remote_addr)) {
-      return refuse(
-          {429, "too_many_failures", "too many failed attempts from this address; wait and retry"});
+    if (req.path == "/v1/sign") {
+      const int wait =
+          issuer->blocked(req.remote_addr, bearer_token_id(req.get_header_value("Authorization")));
+      if (wait > 0) {
+        return refuse({429, "too_many_failures",
+                       "too many failed attempts with this token from this address; retry in " +
+                           std::to_string(wait) + " s",
+                       wait});
+      }
     }
     return httplib::Server::HandlerResponse::Unhandled;
   });
@@ -400,6 +315,7 @@ SigningServer::SigningServer(const Config& config, const std::filesystem::path& 
   io.failure_window = options.failure_window;
   io.crl_lifetime = options.crl_lifetime;
   io.audit_log = options.audit_log;
+  io.metrics = &m.metrics;
   m.issuer = std::make_unique<Issuer>(config, pki_dir, *m.store, io);
   std::tie(m.signer_cert_pem, m.signer_key_pem) = m.issuer->signer_credentials();
 }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -172,6 +173,9 @@ class MemoryStore : public Store {
 
 // ---------------------------------------------------------------------------------------------
 // sqlite:PATH
+
+// Rows of each table a health check reads (about 512 KiB of certificates).
+constexpr int64_t kHealthSlice = 512;
 
 // How long a writer waits for another (serve and the CLI share the file).
 constexpr std::chrono::milliseconds kBusyTimeout{5000};
@@ -411,12 +415,39 @@ class SqliteStore : public Store {
     return TokenUse::kOk;
   }
 
+  int64_t outside_changes() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return pragma_int("PRAGMA data_version", "reading the data version");
+  }
+
+  // Run on every readiness probe, so bounded: the schema, the next kHealthSlice rows of each
+  // table (wrapping around, so the whole store is read every N / kHealthSlice probes) and a
+  // root-to-leaf path through each index. Once any query met a corrupt page, false until
+  // restart: a damaged file does not heal, and the next probe's slice may miss the damage.
   bool healthy() override {
     std::lock_guard<std::mutex> lock(mu_);
+    if (corrupt_) return false;
     try {
-      // Reads the schema page, so a vanished or corrupt file shows up here.
-      Stmt s = prepare("SELECT count(*) FROM sqlite_master", "checking health");
-      return s.step();
+      const std::string what = "checking health";
+      Stmt schema = prepare("SELECT count(*) FROM sqlite_master", what);
+      if (!schema.step() || schema.int64(0) == 0) return false;
+      std::string serial, id;
+      health_certs_ = read_slice(std::string("SELECT rowid, ") + kCertColumns +
+                                     " FROM certificates WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+                                 health_certs_, serial);
+      health_tokens_ = read_slice(std::string("SELECT rowid, ") + kTokenColumns +
+                                      " FROM tokens WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+                                  health_tokens_, id);
+      for (const auto& [sql, key] : {std::pair<const char*, std::string>{
+                                         "SELECT 1 FROM certificates WHERE serial = ?1", serial},
+                                     {"SELECT 1 FROM tokens WHERE id = ?1", id}}) {
+        Stmt s = prepare(sql, what);
+        s.bind(1, key);
+        s.step();
+      }
+      Stmt newest = prepare("SELECT max(not_before) FROM certificates", what);  // the index's edge
+      newest.step();
+      return !corrupt_;
     } catch (const std::exception&) {
       return false;
     }
@@ -474,6 +505,7 @@ class SqliteStore : public Store {
     }
     int64_t int64(int col) const { return sqlite3_column_int64(s_, col); }
     const std::string& what() const { return what_; }
+    sqlite3_stmt* raw() const { return s_; }
 
    private:
     void check(int rc) {
@@ -511,6 +543,8 @@ class SqliteStore : public Store {
   };
 
   [[noreturn]] void fail(const std::string& what) const {
+    const int code = sqlite3_errcode(db_) & 0xff;
+    if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) corrupt_ = true;
     throw std::runtime_error("store " + url_ + ": " + what + ": " + sqlite3_errmsg(db_));
   }
 
@@ -531,6 +565,22 @@ class SqliteStore : public Store {
       }
     }
     return Stmt(*this, s, std::move(what));
+  }
+
+  // Reads up to kHealthSlice rows after rowid `after`, every column; returns where the next
+  // slice starts (0 again after the last row). `last_key` gets the first column of the last row.
+  int64_t read_slice(const std::string& sql, int64_t after, std::string& last_key) {
+    Stmt s = prepare(sql, "checking health");
+    s.bind(1, after);
+    s.bind(2, kHealthSlice);
+    int64_t n = 0, rowid = 0;
+    while (s.step()) {
+      ++n;
+      rowid = s.int64(0);
+      last_key = s.text(1);
+      for (int c = 2; c < sqlite3_column_count(s.raw()); ++c) s.text(c);
+    }
+    return n < kHealthSlice ? 0 : rowid;
   }
 
   int64_t pragma_int(const char* sql, const std::string& what) {
@@ -673,6 +723,8 @@ class SqliteStore : public Store {
   sqlite3* db_ = nullptr;
   std::mutex mu_;  // one connection, one user at a time
   std::unordered_map<std::string, sqlite3_stmt*> stmts_;
+  mutable std::atomic<bool> corrupt_{false};      // a query met SQLITE_CORRUPT or SQLITE_NOTADB
+  int64_t health_certs_ = 0, health_tokens_ = 0;  // where the next health slice starts
 };
 
 }  // namespace

@@ -58,6 +58,17 @@ bool secret_matches(const std::string& secret, const std::string& stored_hash) {
                                       h.size());
 }
 
+std::string bearer_token_id(const std::string& authorization) {
+  if (authorization.rfind("Bearer ", 0) != 0) return "";
+  const auto parts = parse_token(authorization.substr(7));
+  return parts ? parts->id : "";
+}
+
+bool token_profile_privileged(const std::string& profile) {
+  const auto p = parse_profile(profile);
+  return !p || (*p != Profile::kKubelet && *p != Profile::kKubeProxy);
+}
+
 std::pair<std::string, TokenRecord> create_token(Store& store, const TokenRequest& r, int64_t now) {
   if (!is_dns_name(r.node)) throw InputError("node: \"" + r.node + "\" is not a valid DNS name");
   for (const auto& ip : r.ips) {
@@ -66,6 +77,10 @@ std::pair<std::string, TokenRecord> create_token(Store& store, const TokenReques
   const auto p = parse_profile(r.profile);
   if (!p || profile_is_ca(*p)) {
     throw InputError("profile: \"" + r.profile + "\" cannot be granted by a token");
+  }
+  if (token_profile_privileged(r.profile) && !r.allow_privileged) {
+    throw InputError("profile: a token for " + r.profile +
+                     " grants cluster-wide power; give --allow-privileged if that is meant");
   }
   if (*p == Profile::kKubelet && r.ips.empty()) {
     throw InputError("ip: a kubelet token needs the node's IP (--ip)");

@@ -80,5 +80,71 @@ check "a kubelet token needs an IP: exit 2 ($out)" '[ "$rc" = 2 ]'
 rc=0; "$KUBECA" token revoke zzzzzz --store "$STORE" >/dev/null 2>&1 || rc=$?
 check "revoking an unknown token: exit 1" '[ "$rc" = 1 ]'
 curl -s --cacert "$D/pki/ca.pem" "$URL/metrics" > "$T/metrics"
-check "metrics: expiry of each served certificate" '[ "$(grep -c "^kubeca_certificate_expiry_seconds{serial=\"$(serial_of "$T/n1/n1.pem")\",profile=\"kubelet\"} [0-9]" "$T/metrics")" = 1 ]'
+check "metrics: live kubelet certificates counted, no per-serial series" '
+  grep -Eq "^kubeca_certificates_live\{profile=\"kubelet\"\} [1-9]" "$T/metrics" && ! grep -q serial= "$T/metrics"'
+
+# Privileged profiles: a token for one is a cluster-wide credential, so it takes
+# --allow-privileged (and says so); kubelet and kube-proxy do not.
+tokens_before=$(sqlite3 "$D/kubeca.db" 'select count(*) from tokens')
+for prof in admin apiserver apiserver-kubelet-client front-proxy-client signer etcd-peer controller-manager; do
+  kc_rc=0; out=$("$KUBECA" token create --store "$STORE" --node m1 --ip 127.0.0.1 --profile "$prof" 2>&1 >/dev/null) || kc_rc=$?
+  check "token for $prof without --allow-privileged: exit 2, one kubeca: line ($kc_rc: $out)" \
+    '[ "$kc_rc" = 2 ] && [ "$(wc -l <<<"$out")" = 1 ] && [[ "$out" == kubeca:*--allow-privileged* ]]'
+done
+check "no privileged token was stored" '[ "$(sqlite3 "$D/kubeca.db" "select count(*) from tokens")" = "$tokens_before" ]'
+kc_rc=0; tok=$("$KUBECA" token create --store "$STORE" --node m1 --profile admin --allow-privileged 2>"$T/warn") || kc_rc=$?
+check "admin token with --allow-privileged: made, with a warning ($(cat "$T/warn"))" \
+  '[ "$kc_rc" = 0 ] && [[ "$tok" =~ ^[a-z0-9]{6}\.[a-z0-9]{16}$ ]] && grep -q "^kubeca: warning: .*admin" "$T/warn"'
+check "  and stored as admin" '[ "$(sqlite3 "$D/kubeca.db" "select profile from tokens where id = '"'"'${tok%%.*}'"'"'")" = admin ]'
+kc_rc=0; "$KUBECA" token create --store "$STORE" --node kp --profile kube-proxy >/dev/null 2>"$T/warn" || kc_rc=$?
+check "kube-proxy needs no flag and gets no warning" '[ "$kc_rc" = 0 ] && ! grep -q warning "$T/warn"'
+lines=$(wc -l < "$D/audit.log")
+kc_rc=0; out=$("$KUBECA" token create --kubeconfig "$T/admin.conf" --node m1 --profile apiserver 2>&1) || kc_rc=$?
+check "over the API without the flag: exit 2 before asking ($out)" '[ "$kc_rc" = 2 ] && [ "$(wc -l < "$D/audit.log")" = "$lines" ]'
+kc_rc=0; out=$("$KUBECA" token create --kubeconfig "$T/admin.conf" --node m1 --profile apiserver --allow-privileged --json 2>/dev/null) || kc_rc=$?
+check "over the API with the flag: created" '[ "$kc_rc" = 0 ] && [ "$(python3 -c "import json,sys; print(json.loads(sys.argv[1])[\"profile\"])" "$out")" = apiserver ]'
+admin_curl=(curl -s -o "$T/resp" -w '%{http_code}' --cacert "$D/pki/ca.pem" --cert "$D/pki/admin.pem" --key "$D/pki/admin-key.pem" -H 'Content-Type: application/json')
+got=$("${admin_curl[@]}" -d '{"node": "m1", "profile": "etcd-server", "ips": ["127.0.0.1"]}' "$URL/v1/tokens")
+check "POST /v1/tokens for etcd-server without allow_privileged: 403 privileged_profile, got $got" '[ "$got" = 403 ] && [ "$(resp_field code)" = privileged_profile ]'
+got=$("${admin_curl[@]}" -d '{"node": "m1", "profile": "etcd-server", "ips": ["127.0.0.1"], "allow_privileged": true}' "$URL/v1/tokens")
+check "  with \"allow_privileged\": true: 201, got $got" '[ "$got" = 201 ] && [ "$(resp_field profile)" = etcd-server ]'
+got=$("${admin_curl[@]}" -d '{"node": "n9", "profile": "kubelet", "ips": ["127.0.0.9"]}' "$URL/v1/tokens")
+check "  kubelet needs nothing: 201, got $got" '[ "$got" = 201 ]'
+
+# The failure limiter counts per address AND token id: ten bad tokens from this address do
+# not stop a good one from the same address (one NAT, many nodes).
+for _ in $(seq 10); do
+  bad=$(python3 -c 'import random,string; a=string.ascii_lowercase+string.digits; print("".join(random.choice(a) for _ in range(6))+"."+"".join(random.choice(a) for _ in range(16)))')
+  curl -s -o /dev/null --cacert "$D/pki/ca.pem" -H "Authorization: Bearer $bad" -d '{}' "$URL/v1/sign"
+done
+T5=$("$KUBECA" token create --store "$STORE" --node n5 --ip 127.0.0.6 2>/dev/null)
+kc_rc=0; out=$("$KUBECA" request --server "$URL" --token "$T5" --ca-hash "$PIN" --out-dir "$T/n5" --name n5 2>&1) || kc_rc=$?
+check "after 10 bad tokens from this address, a good request from it succeeds ($out)" '[ "$kc_rc" = 0 ] && openssl verify -CAfile "$D/pki/ca.pem" "$T/n5/n5.pem" >/dev/null'
+# The same token id with wrong secrets: 429 with Retry-After, within the window.
+T6=$("$KUBECA" token create --store "$STORE" --node n6 --ip 127.0.0.7 2>/dev/null)
+codes=""
+for _ in $(seq 11); do
+  codes="$codes $(curl -s -o "$T/resp" -D "$T/headers" -w '%{http_code}' --cacert "$D/pki/ca.pem" \
+    -H "Authorization: Bearer ${T6%%.*}.0000000000000000" -d '{}' "$URL/v1/sign")"
+done
+ra=$(sed -n 's/^[Rr]etry-[Aa]fter: *\([0-9]*\).*/\1/p' "$T/headers")
+check "one token id hammered: ten 401 then 429 ($codes)" '[ "$codes" = "$(printf " 401%.0s" $(seq 10)) 429" ] && [ "$(resp_field code)" = too_many_failures ]'
+check "  with Retry-After between 1 and 60 s ($ra)" '[ -n "$ra" ] && [ "$ra" -ge 1 ] && [ "$ra" -le 60 ]'
+check "the audit log names the token id of the blocked attempts, never the secret" 'grep -q "\"token_id\":\"${T6%%.*}\"" "$D/audit.log" && ! grep -q "${T6#*.}" "$D/audit.log"'
+
+# The client waits out Retry-After and retries: a server with a 4 s window.
+D2=$T/c2
+write_cluster "$D2"
+start_server "$D2" --max-failures 3 --failure-window 4s
+T7=$("$KUBECA" token create --store "sqlite:$D2/kubeca.db" --node n7 --ip 127.0.0.8 2>/dev/null)
+for _ in 1 2 3; do
+  curl -s -o /dev/null --cacert "$D2/pki/ca.pem" -H "Authorization: Bearer ${T7%%.*}.0000000000000000" -d '{}' "$URL/v1/sign"
+done
+got=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$D2/pki/ca.pem" -H "Authorization: Bearer $T7" -d '{}' "$URL/v1/sign")
+check "the good token of a hammered id waits too: 429, got $got" '[ "$got" = 429 ]'
+t0=$(date +%s%N)
+kc_rc=0; out=$("$KUBECA" request --server "$URL" --token "$T7" --ca-hash "$(pin "$D2")" --out-dir "$T/n7" --name n7 2>&1) || kc_rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "kubeca request waits out Retry-After and succeeds (rc $kc_rc, $ms ms): $out" \
+  '[ "$kc_rc" = 0 ] && [[ "$out" == *Retry-After* ]] && [ "$ms" -ge 1500 ] && [ "$ms" -le 15000 ] && [ -s "$T/n7/n7.pem" ]'
 finish

@@ -119,14 +119,14 @@ check "PUT /v1/ca: 405" '[ "$got" = 405 ] && [ "$(resp_field code)" = method_not
 got=$(curl -s -o "$T/resp" -w '%{http_code}' --cacert "$D/pki/ca.pem" "$URL/v1/nothing")
 check "unknown path: 404" '[ "$got" = 404 ] && [ "$(resp_field code)" = not_found ]'
 
-# Failed attempts from one address end in 429, before the token is even looked at.
+# Failed attempts with one token id from one address end in 429, before the token is looked at.
 codes=""
 for _ in 1 2 3 4 5 6; do
   codes="$codes $(post_sign "$D" "${TOKEN%%.*}.1111111111111111" "$T/body")"
 done
 check "repeated failures end in 429 ($codes)" '[[ "$codes" == *429 ]]'
 got=$(post_sign "$D" "$TOKEN" "$T/body")
-check "even a good token waits once the address is blocked: 429, got $got" '[ "$got" = 429 ]'
+check "even the right secret waits once its token id is blocked here: 429, got $got" '[ "$got" = 429 ]'
 
 # The audit log: one JSON line per decision; no secret anywhere.
 check "audit lines parse as JSON" 'python3 -c "import json,sys; [json.loads(l) for l in open(sys.argv[1])]" "$D/audit.log"'

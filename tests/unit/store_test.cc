@@ -729,6 +729,43 @@ TEST_F(SqliteFileTest, ErrorNamesStoreAndOperation) {
   EXPECT_TRUE(store->healthy());
 }
 
+TEST_F(SqliteFileTest, HealthyIsFalseOnAStoreWithTrashedPages) {
+  // A readiness probe must see what a query of the tables would: reading the schema alone
+  // said "healthy" on a file whose certificate pages were overwritten.
+  {
+    auto store = open_store(url());
+    store->insert_token(make_token("tok001"));
+    for (int i = 0; i < 300; ++i) {
+      CertRecord c = make_cert("c" + std::to_string(1000 + i), kNow + i);
+      c.pem += std::string(600, 'x');  // about a real certificate's size
+      ASSERT_TRUE(store->insert_certificate(c));
+    }
+    EXPECT_TRUE(store->healthy());
+  }
+  const auto size = fs::file_size(db());
+  ASSERT_GT(size, 64u * 4096);
+  {
+    // The middle third of the pages, overwritten as a failing disk or a stray dd would.
+    std::fstream f(db(), std::ios::in | std::ios::out | std::ios::binary);
+    const auto pages = size / 4096;
+    f.seekp(static_cast<std::streamoff>(pages / 3 * 4096));
+    std::string junk(pages / 3 * 4096, '\0');
+    for (size_t i = 0; i < junk.size(); ++i) junk[i] = static_cast<char>((i * 2654435761u) >> 13);
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  auto store = open_store(url());  // the header page is intact: it opens
+  EXPECT_FALSE(store->healthy());
+  EXPECT_FALSE(store->healthy()) << "a later probe's slice must not clear it";
+  EXPECT_THROW(store->list_certificates(), std::runtime_error);
+}
+
+TEST_F(SqliteFileTest, HealthReadsABoundedSliceAndWrapsAround) {
+  auto store = open_store(url());
+  for (int i = 0; i < 1200; ++i)
+    ASSERT_TRUE(store->insert_certificate(make_cert(std::to_string(i))));
+  for (int probe = 0; probe < 8; ++probe) EXPECT_TRUE(store->healthy()) << probe;
+}
+
 TEST_F(SqliteFileTest, TwoStoresSharedByThreads) {
   // Like `kubeca serve` and a CLI command at once: two Stores, several threads each.
   auto serve = open_store(url());

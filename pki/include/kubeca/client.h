@@ -15,6 +15,7 @@ struct HttpResult {
   std::string body;
   std::string transport_error;
   bool retryable = true;        // a transport failure worth retrying (not a TLS trust failure)
+  int retry_after = 0;          // seconds, from a Retry-After header; 0 when none
   nlohmann::json json() const;  // the body as JSON, or null
   // "the server's error message (code)" for a refusal, or the transport error.
   std::string describe() const;
@@ -38,8 +39,12 @@ class ApiClient {
   std::unique_ptr<Impl> impl_;
 };
 
+// The longest Retry-After a client waits out; a longer one is not retried.
+constexpr std::chrono::seconds kMaxRetryAfter{60};
+
 // Runs `attempt` until it gets an HTTP answer or a failure not worth retrying, sleeping 0.5 s, 1 s,
-// 2 s ... (capped at max_delay) between tries; `on_retry` hears each failure. Returns the last
+// 2 s ... (capped at max_delay) between tries; a 429 or 503 with Retry-After (up to
+// kMaxRetryAfter) waits that long instead. `on_retry` hears each failure. Returns the last
 // result.
 HttpResult with_retries(const std::function<HttpResult()>& attempt, int max_attempts,
                         std::chrono::milliseconds max_delay,

@@ -37,11 +37,16 @@ struct Caller {
   std::optional<Botan::X509_Certificate> certificate;
 };
 
+class Metrics;
+
 struct IssuerOptions {
-  int max_failures = 10;  // failed token attempts from one address before 429
+  int max_failures = 10;  // failed attempts with one token id from one address before 429
   std::chrono::seconds failure_window{60};
+  size_t max_limiter_entries = 10000;        // (address, token id) pairs remembered, oldest evicted
   std::chrono::seconds crl_lifetime{86400};  // nextUpdate - thisUpdate of each CRL
   std::string audit_log;  // a file (appended, one JSON line per decision); empty: stdout
+  // Told of every certificate issued or revoked; loaded from the store at start. Not owned.
+  Metrics* metrics = nullptr;
 };
 
 struct SignRequest {
@@ -79,9 +84,11 @@ class Issuer {
   Issuance renew(const Caller& caller, bool has_csr, const std::string& csr_pem);
   // Admin calls: the caller's certificate must carry O=system:masters.
   void require_admin(const Caller& caller);
+  // A privileged profile (token_profile_privileged) needs allow_privileged, else 403.
   TokenRecord create_token(const Caller& caller, const std::string& node,
                            const std::vector<std::string>& ips, const std::string& profile,
-                           int uses, const std::string& ttl, std::string& token_out);
+                           int uses, const std::string& ttl, std::string& token_out,
+                           bool allow_privileged = false);
   std::vector<TokenRecord> list_tokens();
   void revoke_token(const Caller& caller, const std::string& id);
   std::vector<CertRecord> list_certificates();
@@ -89,16 +96,16 @@ class Issuer {
 
   // The current CRL: made again on revocation and before half its life.
   Crl current_crl();
-  // True when `remote` has failed too often and must wait.
-  bool blocked(const std::string& remote);
+  // Seconds `remote` must wait before trying token `token_id` again ("" for a missing or
+  // malformed token); 0 when it may try now. The answer's Retry-After.
+  int blocked(const std::string& remote, const std::string& token_id);
+  size_t limiter_entries();  // (address, token id) pairs the failure limiter remembers
   bool store_healthy();
 
   const Ca& ca() const;
   // Issues the signer's own TLS certificate when missing, expired or from another CA;
   // returns {certificate PEM, key PEM}.
   std::pair<std::string, std::string> signer_credentials();
-  // Certificates issued since start, by profile.
-  std::vector<std::pair<std::string, uint64_t>> issued_counts() const;
 
  private:
   struct Impl;

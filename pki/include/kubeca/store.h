@@ -86,6 +86,9 @@ class Store {
   // is given: the first call records it, later ones must give the same pin. Throws
   // InputError naming both pins when the store belongs to another CA.
   virtual void bind_ca(const std::string& pin) = 0;
+
+  // Changes when another connection (the CLI) commits to the store; constant when none can.
+  virtual int64_t outside_changes() { return 0; }
 };
 
 // Only `kubeca serve` and `kubeca init` create a store; every other command needs it to
