@@ -64,7 +64,7 @@ class MemoryStore : public Store {
  public:
   bool insert_certificate(const CertRecord& cert) override {
     std::lock_guard<std::mutex> lock(mu_);
-    return certs_.emplace(cert.serial, cert).second;
+    return insert_locked(cert);
   }
 
   std::optional<CertRecord> find_certificate(const std::string& serial) override {
@@ -93,8 +93,47 @@ class MemoryStore : public Store {
       c.status = "revoked";
       c.revoked_at = now;
       c.reason = reason;
+      ++revocations_;
     }
     return true;
+  }
+
+  std::optional<CertRecord> newest_of_identity(const std::string& identity) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    const CertRecord* best = nullptr;
+    for (const auto& [serial, c] : certs_) {
+      if (c.identity != identity) continue;
+      if (!best || std::make_pair(c.not_before, order_.at(c.serial)) >
+                       std::make_pair(best->not_before, order_.at(best->serial))) {
+        best = &c;
+      }
+    }
+    if (!best) return std::nullopt;
+    return *best;
+  }
+
+  std::vector<CertRecord> certificates_with_key(const std::string& key_hash) override {
+    return select([&](const CertRecord& c) { return c.key_hash == key_hash; });
+  }
+
+  std::vector<CertRecord> certificates_of_node(const std::string& node) override {
+    return select([&](const CertRecord& c) { return c.node == node; });
+  }
+
+  int64_t revocation_count() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return revocations_;
+  }
+
+  CrlBasis next_crl() override {
+    CrlBasis b;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      b.number = ++crl_number_;
+      b.revocations = revocations_;
+    }
+    b.revoked = select([](const CertRecord& c) { return c.status == "revoked"; });
+    return b;
   }
 
   bool insert_token(const TokenRecord& token) override {
@@ -134,7 +173,7 @@ class MemoryStore : public Store {
     TokenRecord& t = it->second;
     TokenUse u = check_token(t.revoked, t.expires_at, t.uses_allowed, t.uses, now);
     if (u != TokenUse::kOk) return u;
-    if (!certs_.emplace(cert.serial, cert).second) return TokenUse::kDuplicateSerial;
+    if (!insert_locked(cert)) return TokenUse::kDuplicateSerial;
     ++t.uses;
     return TokenUse::kOk;
   }
@@ -142,9 +181,32 @@ class MemoryStore : public Store {
   bool healthy() override { return true; }
 
  private:
+  bool insert_locked(const CertRecord& cert) {
+    if (!certs_.emplace(cert.serial, cert).second) return false;
+    order_[cert.serial] = ++inserted_;
+    return true;
+  }
+
+  template <class Pred>
+  std::vector<CertRecord> select(Pred pred) {
+    std::vector<CertRecord> out;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& [serial, c] : certs_) {
+        if (pred(c)) out.push_back(c);
+      }
+    }
+    std::sort(out.begin(), out.end(), cert_order);
+    return out;
+  }
+
   std::mutex mu_;
   std::map<std::string, CertRecord> certs_;
+  std::map<std::string, uint64_t> order_;  // serial -> insertion number
+  uint64_t inserted_ = 0;
   std::map<std::string, TokenRecord> tokens_;
+  int64_t revocations_ = 0;
+  int64_t crl_number_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -186,12 +248,24 @@ const char* const kMigrations[] = {
     "  uses INTEGER NOT NULL DEFAULT 0,"
     "  revoked INTEGER NOT NULL DEFAULT 0"
     ");",
+    // 2: what renewal and revocation policy needs: the key and identity of each certificate,
+    // the node it belongs to, and counters for revocations and CRL Numbers.
+    "ALTER TABLE certificates ADD COLUMN key_hash TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE certificates ADD COLUMN node TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE certificates ADD COLUMN identity TEXT NOT NULL DEFAULT '';"
+    "CREATE INDEX certificates_by_key ON certificates (key_hash);"
+    "CREATE INDEX certificates_by_node ON certificates (node);"
+    "CREATE INDEX certificates_by_identity ON certificates (identity, not_before);"
+    "CREATE INDEX certificates_by_status ON certificates (status);"
+    "CREATE TABLE counters (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL);"
+    "INSERT INTO counters (name, value) VALUES ('crl_number', 0), ('revocations', "
+    "  (SELECT count(*) FROM certificates WHERE status = 'revoked'));",
 };
 constexpr int kSchemaVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
 
 constexpr const char* kCertColumns =
     "serial, profile, subject, sans, not_before, not_after, status, requester, pem, "
-    "revoked_at, reason";
+    "revoked_at, reason, key_hash, node, identity";
 constexpr const char* kTokenColumns =
     "id, secret_hash, node, ips, profile, created_at, expires_at, uses_allowed, uses, revoked";
 
@@ -234,7 +308,9 @@ class SqliteStore : public Store {
       sqlite3_busy_timeout(db_, static_cast<int>(kBusyTimeout.count()));
       exec("PRAGMA foreign_keys = ON", "enabling foreign keys");
       set_wal();
-      exec("PRAGMA synchronous = NORMAL", "setting synchronous mode");
+      // FULL: a commit is on the disk before a certificate is handed out; with NORMAL a
+      // power loss could roll back an issued certificate and give its token the use back.
+      exec("PRAGMA synchronous = FULL", "setting synchronous mode");
       migrate();
     } catch (...) {
       finalize_and_close();
@@ -274,6 +350,17 @@ class SqliteStore : public Store {
 
   bool revoke_certificate(const std::string& serial, int reason, int64_t now) override {
     std::lock_guard<std::mutex> lock(mu_);
+    const std::string what = "revoking certificate " + serial;
+    Transaction txn(*this, what);
+    {
+      // Counted only when the certificate was not revoked yet; in the same transaction.
+      Stmt s = prepare(
+          "UPDATE counters SET value = value + 1 WHERE name = 'revocations' AND EXISTS"
+          " (SELECT 1 FROM certificates WHERE serial = ?1 AND status != 'revoked')",
+          what);
+      s.bind(1, serial);
+      s.step();
+    }
     // One statement so two revokers cannot interleave: the first time and reason stay.
     // The row counts as changed even when already revoked, which tells "known" from "unknown".
     Stmt s = prepare(
@@ -287,7 +374,55 @@ class SqliteStore : public Store {
     s.bind(2, now);
     s.bind(3, static_cast<int64_t>(reason));
     s.step();
-    return sqlite3_changes(db_) == 1;
+    const bool known = sqlite3_changes(db_) == 1;
+    txn.commit();
+    return known;
+  }
+
+  std::optional<CertRecord> newest_of_identity(const std::string& identity) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s = prepare(std::string("SELECT ") + kCertColumns +
+                         " FROM certificates WHERE identity = ?1"
+                         " ORDER BY not_before DESC, rowid DESC LIMIT 1",
+                     "reading the newest certificate of an identity");
+    s.bind(1, identity);
+    if (!s.step()) return std::nullopt;
+    return read_cert(s);
+  }
+
+  std::vector<CertRecord> certificates_with_key(const std::string& key_hash) override {
+    return select_certs("key_hash", key_hash, "reading certificates by key");
+  }
+
+  std::vector<CertRecord> certificates_of_node(const std::string& node) override {
+    return select_certs("node", node, "reading certificates of node " + node);
+  }
+
+  int64_t revocation_count() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return counter("revocations", "reading the revocation count");
+  }
+
+  CrlBasis next_crl() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    const std::string what = "taking the next CRL number";
+    Transaction txn(*this, what);
+    {
+      Stmt s = prepare("UPDATE counters SET value = value + 1 WHERE name = 'crl_number'", what);
+      s.step();
+    }
+    CrlBasis b;
+    b.number = counter("crl_number", what);
+    b.revocations = counter("revocations", what);
+    {
+      Stmt s =
+          prepare(std::string("SELECT ") + kCertColumns +
+                      " FROM certificates WHERE status = 'revoked' ORDER BY not_before, serial",
+                  what);
+      while (s.step()) b.revoked.push_back(read_cert(s));
+    }
+    txn.commit();
+    return b;
   }
 
   bool insert_token(const TokenRecord& t) override {
@@ -534,9 +669,29 @@ class SqliteStore : public Store {
     }
   }
 
+  int64_t counter(const char* name, const std::string& what) {
+    Stmt s = prepare("SELECT value FROM counters WHERE name = ?1", what);
+    s.bind(1, std::string(name));
+    if (!s.step()) fail(what);
+    return s.int64(0);
+  }
+
+  // `column` is one of this file's constants, never input.
+  std::vector<CertRecord> select_certs(const char* column, const std::string& value,
+                                       const std::string& what) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s = prepare(std::string("SELECT ") + kCertColumns + " FROM certificates WHERE " + column +
+                         " = ?1 ORDER BY not_before, serial",
+                     what);
+    s.bind(1, value);
+    std::vector<CertRecord> out;
+    while (s.step()) out.push_back(read_cert(s));
+    return out;
+  }
+
   bool insert_cert_locked(const CertRecord& c, const std::string& what) {
     Stmt s = prepare(std::string("INSERT INTO certificates (") + kCertColumns +
-                         ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                         ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
                          " ON CONFLICT (serial) DO NOTHING",
                      what);
     s.bind(1, c.serial);
@@ -550,6 +705,9 @@ class SqliteStore : public Store {
     s.bind(9, c.pem);
     s.bind(10, c.revoked_at);
     s.bind(11, static_cast<int64_t>(c.reason));
+    s.bind(12, c.key_hash);
+    s.bind(13, c.node);
+    s.bind(14, c.identity);
     s.step();
     return sqlite3_changes(db_) == 1;
   }
@@ -575,6 +733,9 @@ class SqliteStore : public Store {
     c.pem = s.text(8);
     c.revoked_at = s.int64(9);
     c.reason = static_cast<int>(s.int64(10));
+    c.key_hash = s.text(11);
+    c.node = s.text(12);
+    c.identity = s.text(13);
     return c;
   }
 

@@ -20,6 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr int64_t kNow = 1'800'000'000;
+constexpr int kSchemaVersion = 2;
 
 CertRecord make_cert(const std::string& serial, int64_t not_before = kNow) {
   CertRecord c;
@@ -31,6 +32,9 @@ CertRecord make_cert(const std::string& serial, int64_t not_before = kNow) {
   c.not_after = not_before + 86400;
   c.requester = "token:abc123";
   c.pem = "-----BEGIN CERTIFICATE-----\nMIIB" + serial + "\n-----END CERTIFICATE-----\n";
+  c.key_hash = "k-" + serial;
+  c.node = "n1";
+  c.identity = "kubelet|n1";
   return c;
 }
 
@@ -58,6 +62,9 @@ void expect_same(const CertRecord& a, const CertRecord& b) {
   EXPECT_EQ(a.pem, b.pem);
   EXPECT_EQ(a.revoked_at, b.revoked_at);
   EXPECT_EQ(a.reason, b.reason);
+  EXPECT_EQ(a.key_hash, b.key_hash);
+  EXPECT_EQ(a.node, b.node);
+  EXPECT_EQ(a.identity, b.identity);
 }
 
 void expect_same(const TokenRecord& a, const TokenRecord& b) {
@@ -429,6 +436,84 @@ TEST_P(StoreTest, UseRaceHonoursUsesAllowed) {
   EXPECT_EQ(store_->find_token("aaaaaa")->uses, 13);
 }
 
+// Only the newest certificate of an identity renews: newest by not_before, then by the
+// order of insertion (renewals within one second share a not_before).
+TEST_P(StoreTest, NewestOfIdentity) {
+  EXPECT_FALSE(store_->newest_of_identity("kubelet|n1"));
+  CertRecord a = make_cert("0a", kNow), b = make_cert("0b", kNow + 10),
+             c = make_cert("01", kNow + 10);
+  CertRecord other = make_cert("ff", kNow + 100);
+  other.identity = "kubelet|n2";
+  ASSERT_TRUE(store_->insert_certificate(b));
+  ASSERT_TRUE(store_->insert_certificate(a));  // older, stored later: still older
+  EXPECT_EQ(store_->newest_of_identity("kubelet|n1")->serial, "0b");
+  ASSERT_TRUE(store_->insert_certificate(c));  // same not_before as 0b, stored later
+  ASSERT_TRUE(store_->insert_certificate(other));
+  EXPECT_EQ(store_->newest_of_identity("kubelet|n1")->serial, "01");
+  EXPECT_EQ(store_->newest_of_identity("kubelet|n2")->serial, "ff");
+  // A certificate issued through a token counts as well.
+  ASSERT_TRUE(store_->insert_token(make_token("tok001")));
+  CertRecord d = make_cert("02", kNow + 20);
+  ASSERT_EQ(store_->use_token("tok001", d, kNow), TokenUse::kOk);
+  EXPECT_EQ(store_->newest_of_identity("kubelet|n1")->serial, "02");
+}
+
+TEST_P(StoreTest, CertificatesByKeyAndNode) {
+  CertRecord a = make_cert("0a"), b = make_cert("0b", kNow + 1), c = make_cert("0c");
+  b.key_hash = a.key_hash;
+  c.node = "n2";
+  for (const auto& r : {a, b, c}) ASSERT_TRUE(store_->insert_certificate(r));
+  auto same_key = store_->certificates_with_key(a.key_hash);
+  ASSERT_EQ(same_key.size(), 2u);
+  EXPECT_EQ(same_key[0].serial, "0a");
+  EXPECT_EQ(same_key[1].serial, "0b");
+  EXPECT_TRUE(store_->certificates_with_key("nothing").empty());
+  auto n1 = store_->certificates_of_node("n1");
+  ASSERT_EQ(n1.size(), 2u);
+  EXPECT_EQ(n1[0].serial, "0a");
+  auto n2 = store_->certificates_of_node("n2");
+  ASSERT_EQ(n2.size(), 1u);
+  expect_same(n2[0], c);
+}
+
+// The revocation count moves once per new revocation, never for a repeat or an unknown serial.
+TEST_P(StoreTest, RevocationCount) {
+  ASSERT_TRUE(store_->insert_certificate(make_cert("0a")));
+  ASSERT_TRUE(store_->insert_certificate(make_cert("0b")));
+  const int64_t start = store_->revocation_count();
+  EXPECT_EQ(start, 0);
+  ASSERT_TRUE(store_->revoke_certificate("0a", 1, kNow));
+  EXPECT_EQ(store_->revocation_count(), 1);
+  ASSERT_TRUE(store_->revoke_certificate("0a", 4, kNow + 50));
+  EXPECT_FALSE(store_->revoke_certificate("99", 1, kNow));
+  EXPECT_EQ(store_->revocation_count(), 1);
+  EXPECT_EQ(store_->find_certificate("0a")->revoked_at, kNow);
+  ASSERT_TRUE(store_->revoke_certificate("0b", 0, kNow + 60));
+  EXPECT_EQ(store_->revocation_count(), 2);
+  if (auto peer = open_peer()) {
+    EXPECT_EQ(peer->revocation_count(), 2);
+  }
+}
+
+// Every CRL takes a new number, strictly increasing, and reads the revoked records only.
+TEST_P(StoreTest, NextCrlNumbersAndRevoked) {
+  ASSERT_TRUE(store_->insert_certificate(make_cert("0a")));
+  ASSERT_TRUE(store_->insert_certificate(make_cert("0b")));
+  CrlBasis first = store_->next_crl();
+  EXPECT_EQ(first.number, 1);
+  EXPECT_TRUE(first.revoked.empty());
+  ASSERT_TRUE(store_->revoke_certificate("0b", 1, kNow));
+  CrlBasis second = store_->next_crl();
+  EXPECT_EQ(second.number, 2);
+  EXPECT_EQ(second.revocations, 1);
+  ASSERT_EQ(second.revoked.size(), 1u);
+  EXPECT_EQ(second.revoked[0].serial, "0b");
+  EXPECT_EQ(second.revoked[0].revoked_at, kNow);
+  if (auto peer = open_peer()) {
+    EXPECT_EQ(peer->next_crl().number, 3);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreTest,
                          ::testing::Values(Backend::kMemory, Backend::kSqliteMemory,
                                            Backend::kSqliteFile),
@@ -455,7 +540,7 @@ class SqliteFileTest : public ::testing::Test {
 
 TEST_F(SqliteFileTest, SchemaVersionAndWalSetOnOpen) {
   open_store(url());
-  EXPECT_EQ(raw_pragma(db(), "user_version"), 1);
+  EXPECT_EQ(raw_pragma(db(), "user_version"), kSchemaVersion);
   EXPECT_EQ(raw_pragma(db(), "application_id"), 0x6b756263);
   // journal_mode is stored in the file once it is WAL; "wal" read back as text.
   sqlite3* h = nullptr;
@@ -483,7 +568,7 @@ TEST_F(SqliteFileTest, ConcurrentFirstOpensMigrateOnce) {
     }
   });
   EXPECT_EQ(errors, 0);
-  EXPECT_EQ(raw_pragma(db(), "user_version"), 1);
+  EXPECT_EQ(raw_pragma(db(), "user_version"), kSchemaVersion);
   ASSERT_TRUE(stores[0]);
   EXPECT_EQ(stores[0]->list_tokens().size(), static_cast<size_t>(kThreads));
 }
@@ -497,7 +582,7 @@ TEST_F(SqliteFileTest, ReopenKeepsData) {
     ASSERT_TRUE(store->revoke_certificate("0a", 5, kNow + 1));
   }
   auto store = open_store(url());
-  EXPECT_EQ(raw_pragma(db(), "user_version"), 1);
+  EXPECT_EQ(raw_pragma(db(), "user_version"), kSchemaVersion);
   EXPECT_EQ(serials(*store), (std::vector<std::string>{"0a", "0b"}));
   EXPECT_EQ(store->find_certificate("0a")->status, "revoked");
   EXPECT_EQ(store->find_certificate("0a")->reason, 5);
@@ -647,6 +732,45 @@ TEST_F(SqliteFileTest, TwoStoresSharedByThreads) {
     EXPECT_EQ(revoked, kThreads * kOps / 2);
     for (const TokenRecord& t : s->list_tokens()) EXPECT_EQ(t.uses, kOps / 2) << t.id;
   }
+}
+
+// A restart never hands out a CRL Number again: the counter is in the file.
+TEST_F(SqliteFileTest, CrlNumberSurvivesReopen) {
+  {
+    auto store = open_store(url());
+    EXPECT_EQ(store->next_crl().number, 1);
+    EXPECT_EQ(store->next_crl().number, 2);
+  }
+  EXPECT_EQ(open_store(url())->next_crl().number, 3);
+}
+
+// A version-1 database moves to the new schema with its rows, its revocations counted.
+TEST_F(SqliteFileTest, MigratesVersionOne) {
+  raw_exec(db(),
+           "CREATE TABLE certificates (serial TEXT PRIMARY KEY NOT NULL, profile TEXT NOT NULL,"
+           " subject TEXT NOT NULL, sans TEXT NOT NULL, not_before INTEGER NOT NULL,"
+           " not_after INTEGER NOT NULL, status TEXT NOT NULL, requester TEXT NOT NULL,"
+           " pem TEXT NOT NULL, revoked_at INTEGER NOT NULL DEFAULT 0,"
+           " reason INTEGER NOT NULL DEFAULT 0);"
+           "CREATE INDEX certificates_by_not_before ON certificates (not_before, serial);"
+           "CREATE TABLE tokens (id TEXT PRIMARY KEY NOT NULL, secret_hash TEXT NOT NULL,"
+           " node TEXT NOT NULL, ips TEXT NOT NULL, profile TEXT NOT NULL,"
+           " created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
+           " uses_allowed INTEGER NOT NULL, uses INTEGER NOT NULL DEFAULT 0,"
+           " revoked INTEGER NOT NULL DEFAULT 0);"
+           "INSERT INTO certificates VALUES ('0a', 'kubelet', 'CN=a', '[]', 1, 2, 'revoked',"
+           " 'cli', 'pem', 5, 1);"
+           "INSERT INTO certificates VALUES ('0b', 'kubelet', 'CN=b', '[]', 1, 2, 'good',"
+           " 'cli', 'pem', 0, 0);"
+           "PRAGMA user_version = 1; PRAGMA application_id = 1802855011;");
+  auto store = open_store(url());
+  EXPECT_EQ(raw_pragma(db(), "user_version"), kSchemaVersion);
+  EXPECT_EQ(store->revocation_count(), 1);
+  const auto a = store->find_certificate("0a");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->status, "revoked");
+  EXPECT_EQ(a->key_hash, "");
+  EXPECT_EQ(store->next_crl().revoked.size(), 1u);
 }
 
 TEST(TokenUseTest, ToStringNamesEveryOutcome) {

@@ -47,6 +47,9 @@ struct Config {
   std::string signer_listen = "0.0.0.0:8443";
   std::string signer_url;  // default https://MASTER_HOST:8443
   std::string signer_store = "sqlite:/var/lib/kubeca/kubeca.db";
+  // Renewals over /v1/renew per identity within renew_window; more get 429.
+  int renew_limit = 6;
+  std::chrono::seconds renew_window = std::chrono::hours(1);
 
   // https://MASTER_HOST:6443 (modern) or https://MASTER_HOST (the seed's port 443).
   std::string apiserver_url() const;
