@@ -391,8 +391,16 @@ struct Issuer::Impl {
       throw ServiceError{401, "token_used_up", token_message(TokenUse::kUsedUp)};
     }
     refuse_revoked_key(key);
-    return issue(spec, *csr.key, "token:" + token.id, token.node,
-                 [&](const CertRecord& rec) { return store.use_token(token.id, rec, unix_now()); });
+    try {
+      return issue(spec, *csr.key, "token:" + token.id, token.node, [&](const CertRecord& rec) {
+        return store.use_token(token.id, rec, unix_now());
+      });
+    } catch (const ServiceError& e) {
+      // A killed client's first request may finish while its retry is under way.
+      if (e.code != "token_used_up") throw;
+      if (auto prior = issued_before(key, "token:" + token.id)) return issuance_of(*prior);
+      throw;
+    }
   }
 
   void refuse_revoked_key(const std::string& key_hash) {
