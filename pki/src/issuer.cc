@@ -15,6 +15,7 @@
 #include "kubeca/keys.h"
 #include "kubeca/node.h"
 #include "kubeca/pki.h"
+#include "kubeca/renew_policy.h"
 #include "kubeca/token.h"
 
 namespace kubeca {
@@ -50,62 +51,6 @@ class FailureLimiter {
   std::mutex mu_;
   std::map<std::string, std::deque<std::chrono::steady_clock::time_point>> failures_;
 };
-
-// Renewals per identity in a sliding window: one certificate must not mint thousands.
-class RenewLimiter {
- public:
-  RenewLimiter(int max, std::chrono::seconds window) : max_(max), window_(window) {}
-  // 0 when this renewal may go ahead (and is counted); else seconds until one may.
-  int take(const std::string& identity) {
-    std::lock_guard<std::mutex> lock(mu_);
-    const auto now = std::chrono::steady_clock::now();
-    auto& q = renewals_[identity];
-    while (!q.empty() && q.front() <= now - window_) q.pop_front();
-    if (static_cast<int>(q.size()) >= max_) {
-      const auto wait = std::chrono::duration_cast<std::chrono::seconds>(q.front() + window_ - now);
-      return static_cast<int>(std::max<int64_t>(1, wait.count() + 1));
-    }
-    q.push_back(now);
-    if (renewals_.size() > 4096) prune(now);
-    return 0;
-  }
-
- private:
-  void prune(std::chrono::steady_clock::time_point now) {
-    for (auto it = renewals_.begin(); it != renewals_.end();) {
-      if (it->second.empty() || it->second.back() <= now - window_) {
-        it = renewals_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-  }
-  int max_;
-  std::chrono::seconds window_;
-  std::mutex mu_;
-  std::map<std::string, std::deque<std::chrono::steady_clock::time_point>> renewals_;
-};
-
-// The profile of a certificate the store does not know (issued by `kubeca init`), from its
-// subject: the fixed profiles by CN and O, then a kubelet by its shape.
-std::optional<Profile> infer_profile(const Config& config, const Botan::X509_Certificate& cert) {
-  const CertSpec have = identity_of(cert);
-  for (Profile p : all_profiles()) {
-    if (profile_is_ca(p) || issuer_of(p) != Profile::kCa || p == Profile::kKubelet ||
-        p == Profile::kSigner || !profile_in_flavor(p, config.flavor)) {
-      continue;
-    }
-    const CertSpec spec = make_spec(config, p);
-    if (spec.common_name == have.common_name && spec.organizations == have.organizations) return p;
-  }
-  const bool modern = config.flavor == Flavor::kModern;
-  if (modern ? have.common_name.rfind("system:node:", 0) == 0 &&
-                   have.organizations == std::vector<std::string>{"system:nodes"}
-             : have.server_auth && have.client_auth && have.organizations.empty()) {
-    return Profile::kKubelet;
-  }
-  return std::nullopt;
-}
 
 struct ParsedCsr {
   std::unique_ptr<Csr> req;
