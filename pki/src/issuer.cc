@@ -410,6 +410,20 @@ struct Issuer::Impl {
     });
   }
 
+  // Records stored before the store knew keys and identities get them once, so a key
+  // revoked back then is barred and an old certificate's renewals count as newer.
+  void fill_identities() {
+    for (const auto& r : store.list_certificates()) {
+      if (!r.key_hash.empty() || r.pem.empty()) continue;
+      try {
+        const CertRecord d = record_of(parse_certificate_pem(r.pem), r.profile, r.requester);
+        store.fill_certificate_identity(r.serial, d.key_hash, d.node, d.identity);
+      } catch (const std::exception& e) {
+        std::cerr << "kubeca: certificate " << r.serial << " in the store: " << e.what() << "\n";
+      }
+    }
+  }
+
   // The CRL, made again when the store's revocation count moved (the CLI may revoke too)
   // or half its life has passed, so it is never served past its nextUpdate. A request
   // costs one read of that counter.
@@ -437,6 +451,7 @@ Issuer::Issuer(const Config& config, const std::filesystem::path& pki_dir, Store
       m.other_cas[p] = load_ca(pki_dir, p, config.flavor);
     }
   }
+  m.fill_identities();
   m.ca->set_crl_url(config.signer_url + "/v1/crl");
   if (!options.audit_log.empty()) {
     m.audit_file.open(options.audit_log, std::ios::app);

@@ -123,6 +123,17 @@ class MemoryStore : public Store {
     return select([&](const CertRecord& c) { return c.node == node; });
   }
 
+  bool fill_certificate_identity(const std::string& serial, const std::string& key_hash,
+                                 const std::string& node, const std::string& identity) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = certs_.find(serial);
+    if (it == certs_.end() || !it->second.key_hash.empty()) return false;
+    it->second.key_hash = key_hash;
+    it->second.node = node;
+    it->second.identity = identity;
+    return true;
+  }
+
   int64_t revocation_count() override {
     std::lock_guard<std::mutex> lock(mu_);
     return revocations_;
@@ -401,6 +412,21 @@ class SqliteStore : public Store {
 
   std::vector<CertRecord> certificates_of_node(const std::string& node) override {
     return select_certs("node", node, "reading certificates of node " + node);
+  }
+
+  bool fill_certificate_identity(const std::string& serial, const std::string& key_hash,
+                                 const std::string& node, const std::string& identity) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s = prepare(
+        "UPDATE certificates SET key_hash = ?2, node = ?3, identity = ?4"
+        " WHERE serial = ?1 AND key_hash = ''",
+        "filling in certificate " + serial);
+    s.bind(1, serial);
+    s.bind(2, key_hash);
+    s.bind(3, node);
+    s.bind(4, identity);
+    s.step();
+    return sqlite3_changes(db_) == 1;
   }
 
   int64_t revocation_count() override {

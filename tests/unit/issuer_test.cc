@@ -192,6 +192,35 @@ TEST_F(IssuerTest, RevokingACertificateBarsItsKey) {
   EXPECT_EQ(s.code, "key_revoked");
 }
 
+// A store from before schema 2: records without key, node and identity. On start the Issuer
+// fills them in, so a key revoked back then is barred and an old certificate is superseded.
+TEST_F(IssuerTest, RecordsWithoutIdentityAreFilledInOnStart) {
+  auto k = key();
+  const Issuance a = sign(token("n1", "127.0.0.2"), *k);
+  const Issuance b = renew(a.certificate, *k);
+  for (const auto& serial : {a.serial, b.serial}) {
+    CertRecord r = *store_->find_certificate(serial);
+    r.key_hash = r.node = r.identity = "";
+    r.serial = "old" + serial;  // stands for the pre-migration copy
+    ASSERT_TRUE(store_->insert_certificate(r));
+  }
+  // Strip the originals the way migration left them: only the copies without identity stay.
+  auto bare = open_store("memory:");
+  for (auto r : store_->list_certificates()) {
+    if (r.serial.rfind("old", 0) != 0) continue;
+    r.serial = r.serial.substr(3);
+    ASSERT_TRUE(bare->insert_certificate(r));
+  }
+  issuer_.reset();
+  store_ = std::move(bare);
+  ASSERT_EQ(store_->find_certificate(a.serial)->key_hash, "");
+  ASSERT_TRUE(store_->revoke_certificate(b.serial, 1, unix_now()));
+  issuer_ = make_issuer(config_);
+  EXPECT_NE(store_->find_certificate(a.serial)->key_hash, "");
+  EXPECT_EQ(store_->find_certificate(a.serial)->node, "n1");
+  EXPECT_EQ(refusal([&] { renew(a.certificate, *key()); }).code, "certificate_revoked");
+}
+
 TEST_F(IssuerTest, RevokeNodeRevokesEveryUnexpiredCertificateOfTheNode) {
   auto k1 = key(), k2 = key(), k3 = key();
   const Issuance a = sign(token("n1", "127.0.0.2"), *k1);

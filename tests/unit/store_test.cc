@@ -477,6 +477,22 @@ TEST_P(StoreTest, CertificatesByKeyAndNode) {
   expect_same(n2[0], c);
 }
 
+TEST_P(StoreTest, FillCertificateIdentityOnlyWhenMissing) {
+  CertRecord old = make_cert("0a");
+  old.key_hash = old.node = old.identity = "";
+  ASSERT_TRUE(store_->insert_certificate(old));
+  ASSERT_TRUE(store_->insert_certificate(make_cert("0b")));
+  EXPECT_TRUE(store_->fill_certificate_identity("0a", "k", "n9", "id"));
+  const auto a = store_->find_certificate("0a");
+  EXPECT_EQ(a->key_hash, "k");
+  EXPECT_EQ(a->node, "n9");
+  EXPECT_EQ(a->identity, "id");
+  EXPECT_FALSE(store_->fill_certificate_identity("0a", "x", "x", "x"));
+  EXPECT_FALSE(store_->fill_certificate_identity("0b", "x", "x", "x"));
+  EXPECT_FALSE(store_->fill_certificate_identity("99", "x", "x", "x"));
+  EXPECT_EQ(store_->find_certificate("0b")->key_hash, "k-0b");
+}
+
 // The revocation count moves once per new revocation, never for a repeat or an unknown serial.
 TEST_P(StoreTest, RevocationCount) {
   ASSERT_TRUE(store_->insert_certificate(make_cert("0a")));

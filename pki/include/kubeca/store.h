@@ -66,6 +66,10 @@ class Store {
   // Every certificate for the public key with this hash.
   virtual std::vector<CertRecord> certificates_with_key(const std::string& key_hash) = 0;
   virtual std::vector<CertRecord> certificates_of_node(const std::string& node) = 0;
+  // Fills key_hash, node and identity of a record stored without them (before schema 2);
+  // false when the serial is unknown or the record has them already.
+  virtual bool fill_certificate_identity(const std::string& serial, const std::string& key_hash,
+                                         const std::string& node, const std::string& identity) = 0;
   // How many revocations the store has seen: a cheap way to tell that the CRL is stale.
   virtual int64_t revocation_count() = 0;
   // In one transaction: takes the next CRL Number (persisted, never handed out twice) and
