@@ -3,27 +3,58 @@
 #include "common.h"
 #include "kubeca/crl.h"
 #include "kubeca/fs.h"
+#include "kubeca/net.h"
 #include "kubeca/pki.h"
 
 namespace kubeca::cli {
+
+namespace {
+
+int revoke_node(AdminTarget& t, const po::variables_map& vm, const std::string& node,
+                const std::string& reason_name, int reason) {
+  if (!is_dns_name(node)) throw UsageError("--node: \"" + node + "\" is not a valid node name");
+  std::vector<std::string> serials;
+  if (t.api) {
+    const auto out =
+        expect(t.api->post("/v1/revoke", {{"node", node}, {"reason", reason_name}}), 200, "revoke");
+    serials = out["revoked"].get<std::vector<std::string>>();
+  } else {
+    if (!vm.count("pki")) throw UsageError("--store needs --pki (the CA that issued it)");
+    load_ca(vm["pki"].as<std::string>(), Profile::kCa, Flavor::kModern);  // the right folder
+    for (const auto& r : kubeca::revoke_node(*t.store, node, reason, unix_now())) {
+      serials.push_back(r.serial);
+    }
+    if (serials.empty()) {
+      throw std::runtime_error("no unexpired certificate of node " + node + " in the store");
+    }
+  }
+  for (const auto& s : serials) std::cout << "revoked " << s << " (" << reason_name << ")\n";
+  return 0;
+}
+
+}  // namespace
 
 int cmd_revoke(const std::vector<std::string>& args) {
   po::options_description desc("Options");
   desc.add_options()("serial", po::value<std::string>(), "the serial to revoke (hex)")(
       "cert", po::value<std::string>(), "the certificate file to revoke")(
+      "node", po::value<std::string>(), "revoke every unexpired certificate of this node")(
       "reason", po::value<std::string>()->default_value("unspecified"),
       "keyCompromise, superseded, cessationOfOperation, affiliationChanged, ...")(
       "pki", po::value<std::string>(), "with --store: the PKI folder holding the CA");
   add_admin_options(desc);
   po::variables_map vm;
   if (!parse(args,
-             "Usage: kubeca revoke --serial HEX | --cert FILE [--reason R]\n"
+             "Usage: kubeca revoke --serial HEX | --cert FILE | --node NAME [--reason R]\n"
              "       (--pki DIR --store URL, or as an admin against the service)\n\n"
-             "Marks the certificate revoked; the CRL lists it from then on.",
+             "Marks the certificate revoked (with --node, every unexpired certificate of the\n"
+             "node); the CRL lists it from then on, and no certificate with its key renews.",
              desc, vm)) {
     return 0;
   }
-  if (vm.count("serial") == vm.count("cert")) throw UsageError("give one of --serial or --cert");
+  if (vm.count("serial") + vm.count("cert") + vm.count("node") != 1) {
+    throw UsageError("give one of --serial, --cert or --node");
+  }
   if (vm.count("serial")) {
     const std::string s = vm["serial"].as<std::string>();
     std::string digits;
@@ -40,6 +71,8 @@ int cmd_revoke(const std::vector<std::string>& args) {
   const auto reason = parse_revocation_reason(reason_name);
   if (!reason) throw UsageError("--reason: unknown \"" + reason_name + "\"");
   AdminTarget t = admin_target(vm);
+  if (vm.count("node"))
+    return revoke_node(t, vm, vm["node"].as<std::string>(), reason_name, *reason);
   nlohmann::json body = {{"reason", reason_name}};
   std::string serial;
   if (vm.count("cert")) {
@@ -93,7 +126,7 @@ int cmd_crl(const std::vector<std::string>& args) {
     if (!vm.count("pki")) throw UsageError("--store needs --pki (the CA that signs the CRL)");
     const auto ca = load_ca(vm["pki"].as<std::string>(), Profile::kCa, Flavor::kModern);
     t.store->bind_ca(ca_pin(ca->certificate()));
-    const Crl crl = make_crl(*ca, t.store->list_certificates(), std::chrono::system_clock::now());
+    const Crl crl = make_crl(*ca, *t.store, std::chrono::system_clock::now());
     data = pem ? crl.pem() : std::string(crl.der.begin(), crl.der.end());
   }
   const bool wrote = write_output("--out", out, data, 0644, vm.count("force"));

@@ -196,7 +196,17 @@ Config parse_config_yaml(const std::string& text) {
          [](Config& c, const YAML::Node& n, const std::string& f) {
            c.signer_store = scalar(n, f);
            c.signer_store_named = true;
-         }}}},
+         }},
+        {"renew_limit",
+         [](Config& c, const YAML::Node& n, const std::string& f) {
+           const std::string v = scalar(n, f);
+           if (v.empty() || v.size() > 6 ||
+               v.find_first_not_of("0123456789") != std::string::npos || std::stoi(v) < 1) {
+             bad(f, q(v) + " is not a whole number from 1 to 999999");
+           }
+           c.renew_limit = std::stoi(v);
+         }},
+        {"renew_window", duration(&Config::renew_window)}}},
   };
   for (const auto& kv : root) {
     const std::string key = kv.first.Scalar();
@@ -495,6 +505,7 @@ void validate(Config& c) {
   if (c.signer_url.rfind("https://", 0) != 0) {
     bad("signer.url", q(c.signer_url) + " must be an https:// URL");
   }
+  if (c.renew_window.count() < 1) bad("signer.renew_window", "must be at least 1s");
   if (c.signer_store.rfind("sqlite:", 0) != 0 && c.signer_store.rfind("etcd:", 0) != 0) {
     bad("signer.store", q(c.signer_store) + " must be sqlite:PATH or etcd:URL[,URL...]");
   }

@@ -1,9 +1,16 @@
 #include "kubeca/crl.h"
 
+#include <botan/der_enc.h>
+#include <botan/hash.h>
+#include <botan/hex.h>
 #include <botan/pem.h>
 #include <botan/pkix_types.h>
+#include <botan/pubkey.h>
 #include <botan/x509_ca.h>
 #include <botan/x509_crl.h>
+#include <botan/x509_ext.h>
+
+#include <algorithm>
 
 #include "kubeca/config.h"
 #include "kubeca/keys.h"
@@ -38,29 +45,91 @@ std::string revocation_reason_name(int code) {
 
 std::string Crl::pem() const { return Botan::PEM_Code::encode(der, "X509 CRL"); }
 
-Crl make_crl(const Ca& ca, const std::vector<CertRecord>& records, TimePoint now,
-             std::chrono::seconds lifetime) {
-  Botan::RandomNumberGenerator& rng = thread_rng();
-  Botan::X509_CA x509_ca(ca.certificate(), ca.key(), signature_hash(ca.key()), rng);
-  std::vector<Botan::CRL_Entry> entries;
-  const auto& ca_subject = ca.certificate().subject_dn();
-  for (const auto& r : records) {
-    if (r.status != "revoked" || r.pem.empty()) continue;
-    const auto cert = parse_certificate_pem(r.pem);
-    if (cert.issuer_dn() != ca_subject) continue;
-    entries.emplace_back(cert, static_cast<Botan::CRL_Code>(r.reason));
+namespace {
+
+// One revokedCertificates entry, encoded here because Botan's CRL_Entry stamps the time of
+// encoding as the revocation date: a revocation date is the moment of revocation, always.
+std::vector<uint8_t> crl_entry(const CertRecord& r) {
+  std::vector<uint8_t> out;
+  Botan::DER_Encoder der(out);
+  der.start_cons(Botan::SEQUENCE)
+      .encode(Botan::BigInt("0x" + r.serial))
+      .encode(Botan::X509_Time(std::chrono::system_clock::from_time_t(r.revoked_at)));
+  if (r.reason != 0) {  // RFC 5280: unspecified is left out
+    Botan::Extensions ext;
+    ext.add(new Botan::Cert_Extension::CRL_ReasonCode(static_cast<Botan::CRL_Code>(r.reason)));
+    der.start_cons(Botan::SEQUENCE).encode(ext).end_cons();
   }
-  const auto empty = x509_ca.new_crl(rng, now, lifetime);
-  const auto crl = x509_ca.update_crl(empty, entries, rng, now, lifetime);
-  Crl out;
-  out.der = crl.BER_encode();
-  out.this_update = crl.this_update().to_std_timepoint();
-  out.next_update = crl.next_update().to_std_timepoint();
+  der.end_cons();
   return out;
 }
 
+}  // namespace
+
+// The TBSCertList is built here as X509_CA::make_crl builds it, because Botan 2 numbers a
+// CRL only as its predecessor's number + 1 and has no way to set it from the store.
+Crl make_crl(const Ca& ca, const std::vector<CertRecord>& records, int64_t number, TimePoint now,
+             std::chrono::seconds lifetime) {
+  Botan::RandomNumberGenerator& rng = thread_rng();
+  Botan::AlgorithmIdentifier sig_algo;
+  std::unique_ptr<Botan::PK_Signer> signer(
+      Botan::choose_sig_format(ca.key(), rng, signature_hash(ca.key()), sig_algo));
+  const auto& ca_subject = ca.certificate().subject_dn();
+  std::vector<std::vector<uint8_t>> entries;
+  for (const auto& r : records) {
+    if (r.status != "revoked" || r.pem.empty()) continue;
+    if (parse_certificate_pem(r.pem).issuer_dn() != ca_subject) continue;
+    entries.push_back(crl_entry(r));
+  }
+  Botan::Extensions ext;
+  ext.add(new Botan::Cert_Extension::Authority_Key_ID(ca.certificate().subject_key_id()));
+  ext.add(new Botan::Cert_Extension::CRL_Number(static_cast<size_t>(number)));
+  // X509_Time has whole seconds; thisUpdate and nextUpdate are read back from it.
+  const auto this_update = std::chrono::system_clock::from_time_t(unix_seconds(now));
+  Botan::DER_Encoder tbs;
+  tbs.start_cons(Botan::SEQUENCE)
+      .encode(static_cast<size_t>(1))  // v2
+      .encode(sig_algo)
+      .encode(ca_subject)
+      .encode(Botan::X509_Time(this_update))
+      .encode(Botan::X509_Time(this_update + lifetime));
+  if (!entries.empty()) {
+    tbs.start_cons(Botan::SEQUENCE);
+    for (const auto& e : entries) tbs.raw_bytes(e);
+    tbs.end_cons();
+  }
+  tbs.start_explicit(0).start_cons(Botan::SEQUENCE).encode(ext).end_cons().end_explicit();
+  tbs.end_cons();
+  Crl out;
+  out.der = Botan::X509_Object::make_signed(signer.get(), rng, sig_algo, tbs.get_contents());
+  out.this_update = this_update;
+  out.next_update = this_update + lifetime;
+  out.number = number;
+  return out;
+}
+
+Crl make_crl(const Ca& ca, Store& store, TimePoint now, std::chrono::seconds lifetime) {
+  const CrlBasis basis = store.next_crl();
+  Crl out = make_crl(ca, basis.revoked, basis.number, now, lifetime);
+  out.revocations = basis.revocations;
+  return out;
+}
+
+std::string key_hash_of(const std::vector<uint8_t>& spki) {
+  auto sha = Botan::HashFunction::create_or_throw("SHA-256");
+  return Botan::hex_encode(sha->process(spki), false);
+}
+
+std::string identity_of_record(const CertRecord& r) {
+  std::vector<std::string> sans = r.sans;
+  std::sort(sans.begin(), sans.end());
+  std::string out = r.profile + "\n" + r.subject + "\n";
+  for (const auto& s : sans) out += s + ",";
+  return out + "\n" + r.node;
+}
+
 CertRecord record_of(const Botan::X509_Certificate& cert, const std::string& profile,
-                     const std::string& requester) {
+                     const std::string& requester, const std::string& node) {
   CertRecord r;
   r.serial = serial_hex(cert);
   r.profile = profile;
@@ -72,6 +141,19 @@ CertRecord record_of(const Botan::X509_Certificate& cert, const std::string& pro
   r.not_after = unix_seconds(cert.not_after().to_std_timepoint());
   r.requester = requester;
   r.pem = to_pem(cert);
+  r.key_hash = key_hash_of(cert.subject_public_key_info());
+  r.node = node;
+  if (r.node.empty() && (profile == "kubelet" || profile.empty())) {
+    // A kubelet's name is in its subject: CN=system:node:NAME (modern), CN=NAME (the seed).
+    const auto cn = cert.subject_info("X520.CommonName");
+    const std::string prefix = "system:node:";
+    if (!cn.empty() && cn.front().rfind(prefix, 0) == 0) {
+      r.node = cn.front().substr(prefix.size());
+    } else if (!cn.empty() && profile == "kubelet") {
+      r.node = cn.front();
+    }
+  }
+  r.identity = identity_of_record(r);
   return r;
 }
 
@@ -96,6 +178,19 @@ std::optional<CertRecord> revoke_certificate(Store& store, const Ca& ca,
   }
   if (!store.revoke_certificate(serial, reason, now)) return std::nullopt;
   return store.find_certificate(serial);
+}
+
+std::vector<CertRecord> revoke_node(Store& store, const std::string& node, int reason,
+                                    int64_t now) {
+  std::vector<CertRecord> out;
+  if (node.empty()) return out;
+  for (const auto& c : store.certificates_of_node(node)) {
+    if (c.not_after <= now) continue;
+    if (store.revoke_certificate(c.serial, reason, now)) {
+      if (auto rec = store.find_certificate(c.serial)) out.push_back(*rec);
+    }
+  }
+  return out;
 }
 
 }  // namespace kubeca

@@ -16,6 +16,7 @@
 #include "kubeca/metrics.h"
 #include "kubeca/node.h"
 #include "kubeca/pki.h"
+#include "kubeca/renew_policy.h"
 #include "kubeca/token.h"
 
 namespace kubeca {
@@ -117,18 +118,19 @@ struct Issuer::Impl {
   std::unique_ptr<Ca> ca;
   std::map<Profile, std::unique_ptr<Ca>> other_cas;  // front-proxy-ca, etcd-ca when present
   FailureLimiter limiter;
+  RenewLimiter renew_limiter;
   std::mutex audit_mu;
   std::ofstream audit_file;
   std::mutex crl_mu;
   Crl crl;
-  std::set<std::string> crl_serials;  // what the cached CRL lists
 
   Impl(const Config& c, const std::filesystem::path& dir, Store& s, const IssuerOptions& o)
       : config(c),
         pki_dir(dir),
         store(s),
         options(o),
-        limiter(o.max_failures, o.failure_window, o.max_limiter_entries) {}
+        limiter(o.max_failures, o.failure_window, o.max_limiter_entries),
+        renew_limiter(c.renew_limit, c.renew_window) {}
 
   void audit(const Caller& caller, const std::string& action, const std::string& token_id,
              const std::string& profile, const std::string& subject, const std::string& serial,
@@ -165,12 +167,12 @@ struct Issuer::Impl {
 
   // Issues and records; `use` stores the record (and spends a token) atomically.
   Issuance issue(const CertSpec& spec, const Botan::Public_Key& key, const std::string& requester,
-                 const std::function<TokenUse(const CertRecord&)>& use) {
+                 const std::string& node, const std::function<TokenUse(const CertRecord&)>& use) {
     Botan::RandomNumberGenerator& rng = thread_rng();
     const Ca& signer = ca_for(spec.profile);
     for (int attempt = 0; attempt < 4; ++attempt) {
       const auto cert = signer.issue(spec, key, Clock::now(), random_serial(rng), rng);
-      CertRecord rec = record_of(cert, to_string(spec.profile), requester);
+      CertRecord rec = record_of(cert, to_string(spec.profile), requester, node);
       const TokenUse r = use(rec);
       if (r == TokenUse::kDuplicateSerial) continue;
       if (r != TokenUse::kOk)
@@ -203,11 +205,47 @@ struct Issuer::Impl {
     if (auto rec = store.find_certificate(serial_hex(cert)); rec && rec->status == "revoked") {
       throw ServiceError{401, "certificate_revoked", "the client certificate has been revoked"};
     }
+    if (key_revoked(key_hash_of(cert.subject_public_key_info()))) {
+      throw ServiceError{401, "certificate_revoked",
+                         "a certificate with the same key has been revoked; the key is barred"};
+    }
     return cert;
   }
 
+  // True when any certificate for this key was revoked: the key itself is not trusted.
+  bool key_revoked(const std::string& key_hash) {
+    for (const auto& c : store.certificates_with_key(key_hash)) {
+      if (c.status == "revoked") return true;
+    }
+    return false;
+  }
+
+  Issuance issuance_of(const CertRecord& rec) {
+    const auto cert = parse_certificate_pem(rec.pem);
+    Issuance out{rec.pem,     ca_for(*parse_profile(rec.profile)).certificate_pem(),
+                 rec.serial,  rec.subject,
+                 rec.profile, cert.not_after().to_std_timepoint()};
+    out.replay = true;
+    return out;
+  }
+
+  // A certificate already issued to `requester` for this key, good and unexpired: what a
+  // client that lost the answer gets when it asks again with the same key.
+  std::optional<CertRecord> issued_before(const std::string& key_hash,
+                                          const std::string& requester) {
+    const int64_t now = unix_now();
+    for (const auto& c : store.certificates_with_key(key_hash)) {
+      if (c.requester == requester && c.status == "good" && c.not_after > now &&
+          parse_profile(c.profile)) {
+        return c;
+      }
+    }
+    return std::nullopt;
+  }
+
   // The token named by the Authorization header, checked; failures count for the limiter.
-  TokenRecord check_token(const Caller& caller, const std::string& bearer, std::string& token_id) {
+  TokenRecord check_token(const Caller& caller, const std::string& bearer, std::string& token_id,
+                          bool* used_up = nullptr) {
     const auto named = parse_token(bearer);
     if (const int wait = limiter.wait(caller.remote, named ? named->id : "")) {
       if (named) token_id = named->id;
@@ -236,14 +274,17 @@ struct Issuer::Impl {
     if (token->revoked) throw ServiceError{401, "token_revoked", token_message(TokenUse::kRevoked)};
     if (now >= token->expires_at)
       throw ServiceError{401, "token_expired", token_message(TokenUse::kExpired)};
-    if (token->uses >= token->uses_allowed)
-      throw ServiceError{401, "token_used_up", token_message(TokenUse::kUsedUp)};
+    if (token->uses >= token->uses_allowed) {
+      if (!used_up) throw ServiceError{401, "token_used_up", token_message(TokenUse::kUsedUp)};
+      *used_up = true;
+    }
     return *token;
   }
 
   Issuance sign(const Caller& caller, const SignRequest& request, std::string& profile_out,
                 std::string& token_id) {
-    const TokenRecord token = check_token(caller, request.bearer, token_id);
+    bool used_up = false;
+    const TokenRecord token = check_token(caller, request.bearer, token_id, &used_up);
     profile_out = token.profile;  // checked with the token; what the body names is not
     if (!request.body_error.empty()) throw ServiceError{400, "malformed_json", request.body_error};
     const std::string profile_name = request.profile.empty() ? token.profile : request.profile;
@@ -266,43 +307,111 @@ struct Issuer::Impl {
       throw ServiceError{403, "profile_not_allowed", e.what()};
     }
     check_csr_names(*csr.req, spec, {token.node, "system:node:" + token.node});
-    return issue(spec, *csr.key, "token:" + token.id,
-                 [&](const CertRecord& rec) { return store.use_token(token.id, rec, unix_now()); });
+    const std::string key = key_hash_of(csr.key->subject_public_key());
+    if (used_up) {
+      // A retry of a request whose answer was lost: the same key gets the same certificate.
+      if (auto prior = issued_before(key, "token:" + token.id)) return issuance_of(*prior);
+      throw ServiceError{401, "token_used_up", token_message(TokenUse::kUsedUp)};
+    }
+    refuse_revoked_key(key);
+    try {
+      return issue(spec, *csr.key, "token:" + token.id, token.node, [&](const CertRecord& rec) {
+        return store.use_token(token.id, rec, unix_now());
+      });
+    } catch (const ServiceError& e) {
+      // A killed client's first request may finish while its retry is under way.
+      if (e.code != "token_used_up") throw;
+      if (auto prior = issued_before(key, "token:" + token.id)) return issuance_of(*prior);
+      throw;
+    }
+  }
+
+  void refuse_revoked_key(const std::string& key_hash) {
+    if (key_revoked(key_hash)) {
+      throw ServiceError{403, "key_revoked",
+                         "a certificate for this key was revoked; make a new key"};
+    }
+  }
+
+  // Today's policy for a renewal: the profile the store recorded (or the one the subject
+  // shows, for a certificate the store never saw), validity from the current config.
+  CertSpec renewal_spec(const Botan::X509_Certificate& old, const std::optional<CertRecord>& rec) {
+    std::optional<Profile> profile;
+    if (rec && !rec->profile.empty()) profile = parse_profile(rec->profile);
+    if (!profile) profile = infer_profile(config, old);
+    if (!profile) {
+      throw ServiceError{403, "profile_not_allowed",
+                         "the certificate matches no profile of this cluster; issue it again"};
+    }
+    CertSpec spec = identity_of(old, *profile);
+    if (profile_is_ca(spec.profile) || issuer_of(spec.profile) != Profile::kCa) {
+      throw ServiceError{403, "profile_not_allowed",
+                         "only certificates of the cluster CA renew here"};
+    }
+    spec.validity = config.cert_validity;
+    return spec;
   }
 
   Issuance renew(const Caller& caller, bool has_csr, const std::string& csr_pem,
                  std::string& profile_out) {
     const auto& old = client_identity(caller);
     ParsedCsr csr = parse_csr(has_csr, csr_pem);
-    // The same identity as the certificate presented: subject, names and usages.
-    const auto rec = store.find_certificate(serial_hex(old));
-    const auto profile = rec ? parse_profile(rec->profile) : std::nullopt;
-    CertSpec spec = identity_of(old, profile ? *profile : Profile::kKubelet);
-    if (profile_is_ca(spec.profile) || issuer_of(spec.profile) != Profile::kCa) {
-      throw ServiceError{403, "profile_not_allowed",
-                         "only certificates of the cluster CA renew here"};
-    }
+    const std::string old_serial = serial_hex(old);
+    const auto rec = store.find_certificate(old_serial);
+    const CertSpec spec = renewal_spec(old, rec);
     profile_out = to_string(spec.profile);
+    // The same identity as the certificate presented: subject, names and usages.
     check_csr_names(*csr.req, spec, {});
-    return issue(spec, *csr.key, "renew:" + serial_hex(old), [&](const CertRecord& r) {
+    const std::string key = key_hash_of(csr.key->subject_public_key());
+    refuse_revoked_key(key);
+    const std::string node = rec ? rec->node : "";
+    const std::string identity = rec && !rec->identity.empty()
+                                     ? rec->identity
+                                     : record_of(old, profile_out, "", node).identity;
+    // Only the newest certificate of an identity renews; this comes before the rate limit.
+    const auto newest = store.newest_of_identity(identity);
+    if (newest && newest->serial != old_serial) {
+      if (auto prior = issued_before(key, "renew:" + old_serial)) return issuance_of(*prior);
+      throw ServiceError{403, "certificate_superseded",
+                         "a newer certificate of this identity exists (serial " + newest->serial +
+                             "); renew with that one"};
+    }
+    if (const int wait = renew_limiter.take(identity)) {
+      throw ServiceError{429, "renew_rate_limited",
+                         "this identity renewed " + std::to_string(config.renew_limit) +
+                             " times within " + format_duration(config.renew_window) +
+                             "; retry later",
+                         wait};
+    }
+    return issue(spec, *csr.key, "renew:" + old_serial, node, [&](const CertRecord& r) {
       return store.insert_certificate(r) ? TokenUse::kOk : TokenUse::kDuplicateSerial;
     });
   }
 
-  // The CRL, made again when the store's revocations changed (the CLI may revoke too) or
-  // half its life has passed, so it is never served past its nextUpdate.
-  Crl current_crl() {
-    const auto records = store.list_certificates();
-    std::set<std::string> revoked;
-    for (const auto& r : records) {
-      if (r.status == "revoked") revoked.insert(r.serial);
+  // Records stored before the store knew keys and identities get them once, so a key
+  // revoked back then is barred and an old certificate's renewals count as newer.
+  void fill_identities() {
+    for (const auto& r : store.list_certificates()) {
+      if (!r.key_hash.empty() || r.pem.empty()) continue;
+      try {
+        const CertRecord d = record_of(parse_certificate_pem(r.pem), r.profile, r.requester);
+        store.fill_certificate_identity(r.serial, d.key_hash, d.node, d.identity);
+      } catch (const std::exception& e) {
+        std::cerr << "kubeca: certificate " << r.serial << " in the store: " << e.what() << "\n";
+      }
     }
+  }
+
+  // The CRL, made again when the store's revocation count moved (the CLI may revoke too)
+  // or half its life has passed, so it is never served past its nextUpdate. A request
+  // costs one read of that counter.
+  Crl current_crl() {
+    const int64_t revocations = store.revocation_count();
     const auto now = Clock::now();
     std::lock_guard<std::mutex> lock(crl_mu);
-    if (crl.der.empty() || revoked != crl_serials ||
-        now - crl.this_update > (crl.next_update - crl.this_update) / 2) {
-      crl = make_crl(*ca, records, now, options.crl_lifetime);
-      crl_serials = revoked;
+    if (crl.der.empty() || revocations != crl.revocations ||
+        now - crl.this_update >= (crl.next_update - crl.this_update) / 2) {
+      crl = make_crl(*ca, store, now, options.crl_lifetime);
     }
     return crl;
   }
@@ -319,6 +428,12 @@ Issuer::Issuer(const Config& config, const std::filesystem::path& pki_dir, Store
     if (file_exists(cert_path(pki_dir, spec.file)) && file_exists(key_path(pki_dir, spec.file))) {
       m.other_cas[p] = load_ca(pki_dir, p, config.flavor);
     }
+  }
+  try {
+    m.fill_identities();
+  } catch (const std::exception& e) {
+    // Serve anyway: /readyz tells that the store does not answer.
+    std::cerr << "kubeca: reading the store: " << e.what() << "\n";
   }
   m.ca->set_crl_url(config.signer_url + "/v1/crl");
   if (options.metrics) {
@@ -344,7 +459,8 @@ Issuance Issuer::sign(const Caller& caller, const SignRequest& request) {
   std::string profile, token_id;
   try {
     Issuance out = impl_->sign(caller, request, profile, token_id);
-    impl_->audit(caller, "sign", token_id, profile, out.subject, out.serial, "issued", "");
+    impl_->audit(caller, "sign", token_id, profile, out.subject, out.serial, "issued",
+                 out.replay ? "replay" : "");
     return out;
   } catch (ServiceError& e) {
     impl_->audit(caller, "sign", token_id, profile, "", "", "refused", e.code);
@@ -357,7 +473,8 @@ Issuance Issuer::renew(const Caller& caller, bool has_csr, const std::string& cs
   std::string profile;
   try {
     Issuance out = impl_->renew(caller, has_csr, csr_pem, profile);
-    impl_->audit(caller, "renew", "", profile, out.subject, out.serial, "issued", "");
+    impl_->audit(caller, "renew", "", profile, out.subject, out.serial, "issued",
+                 out.replay ? "replay" : "");
     return out;
   } catch (ServiceError& e) {
     impl_->audit(caller, "renew", "", profile, "", "", "refused", e.code);
@@ -437,6 +554,26 @@ CertRecord Issuer::revoke(const Caller& caller, const RevokeRequest& request) {
   impl_->audit(caller, "revoke", "", "", "", rec->serial, "revoked",
                revocation_reason_name(rec->reason));
   return *rec;
+}
+
+std::vector<CertRecord> Issuer::revoke_node(const Caller& caller, const std::string& node,
+                                            const std::optional<std::string>& reason_name) {
+  int reason = 0;
+  if (reason_name) {
+    const auto r = parse_revocation_reason(*reason_name);
+    if (!r) throw ServiceError{400, "malformed_request", "reason: not an RFC 5280 reason name"};
+    reason = *r;
+  }
+  const auto revoked = kubeca::revoke_node(impl_->store, node, reason, unix_now());
+  if (revoked.empty()) {
+    throw ServiceError{404, "not_found", "no unexpired certificate of node " + node};
+  }
+  impl_->current_crl();
+  for (const auto& rec : revoked) {
+    impl_->audit(caller, "revoke", "", rec.profile, rec.subject, rec.serial, "revoked",
+                 revocation_reason_name(rec.reason));
+  }
+  return revoked;
 }
 
 Crl Issuer::current_crl() { return impl_->current_crl(); }

@@ -111,10 +111,10 @@ const std::vector<std::string>& Metrics::results() {
       "certificate_expired", "certificate_not_yet_valid", "certificate_revoked",
       // 403
       "weak_key", "ca_not_allowed", "group_not_allowed", "name_not_allowed", "profile_not_allowed",
-      "privileged_profile", "admin_required",
+      "privileged_profile", "admin_required", "certificate_superseded", "key_revoked",
       // 404 .. 429
       "not_found", "method_not_allowed", "length_required", "body_too_large", "too_many_failures",
-      "http_error",
+      "renew_rate_limited", "http_error",
       // 5xx
       "internal", "serial_collision", "not_ready", "ca_missing", "store_unavailable",
       // anything else

@@ -54,6 +54,33 @@ bool still_fresh(const fs::path& cert, const fs::path& key, const fs::path& ca_f
   }
 }
 
+// A key waiting for its certificate, on disk (0600, synced) before its CSR is sent: a
+// process killed after the server answered asks again with the same key and gets the same
+// certificate back, instead of having spent its token on a key that is gone.
+fs::path pending_key_path(const fs::path& key) {
+  return key.parent_path() / ("." + key.filename().string() + ".pending");
+}
+
+std::unique_ptr<Botan::Private_Key> pending_key(const fs::path& key, KeyAlgorithm algorithm) {
+  const fs::path p = pending_key_path(key);
+  if (file_exists(p)) {
+    try {
+      auto k = load_private_key_pem(read_file(p));
+      if (algorithm_of(*k) == algorithm) return k;
+    } catch (const std::exception&) {
+      // unreadable: made again below
+    }
+  }
+  auto k = generate_key(algorithm, thread_rng());
+  write_file_atomic(p, private_key_pem(*k), 0600);
+  return k;
+}
+
+void drop_pending_key(const fs::path& key) {
+  std::error_code ec;
+  fs::remove(pending_key_path(key), ec);
+}
+
 }  // namespace
 
 namespace {
@@ -247,6 +274,7 @@ NodeRequestResult node_request(const NodeRequestOptions& o) {
   }
   recover_pair(r.cert, r.key);
   if (still_fresh(r.cert, r.key, r.ca)) {
+    drop_pending_key(r.key);
     const auto c = parse_certificate_pem(read_file(r.cert));
     r.kept = true;
     r.serial = serial_hex(c);
@@ -274,7 +302,8 @@ NodeRequestResult node_request(const NodeRequestOptions& o) {
   }
 
   Botan::RandomNumberGenerator& rng = thread_rng();
-  auto key = generate_key(*algorithm, rng);
+  fs::create_directories(o.out_dir);
+  auto key = pending_key(r.key, *algorithm);
   Botan::X509_Cert_Options opts;
   if (o.profile == "kubelet") opts.common_name = "system:node:" + o.name;
   const auto csr = Botan::X509::create_cert_req(opts, *key, signature_hash(*key), rng);
@@ -283,16 +312,19 @@ NodeRequestResult node_request(const NodeRequestOptions& o) {
   const nlohmann::json body = {{"csr", csr.PEM_encode()}, {"profile", o.profile}};
   const HttpResult res = with_retries([&] { return api.post("/v1/sign", body, o.token); },
                                       o.max_attempts, o.max_delay, retry_log);
-  if (res.status != 201) throw std::runtime_error("the signer refused: " + res.describe());
+  if (res.status != 201 && res.status != 200) {
+    if (res.status >= 400 && res.status < 500 && res.status != 429) drop_pending_key(r.key);
+    throw std::runtime_error("the signer refused: " + res.describe());
+  }
   const auto j = res.json();
   const std::string cert_pem = j.value("certificate", std::string());
   const auto cert = parse_certificate_pem(cert_pem);
   if (!key_matches(cert, *key) || !cert.check_signature(ca.subject_public_key())) {
     throw std::runtime_error("the signer returned a certificate that does not match");
   }
-  fs::create_directories(o.out_dir);
   write_file_atomic(r.ca, ca_pem, 0644);
   install_pair(r.cert, r.key, cert_pem, private_key_pem(*key));
+  drop_pending_key(r.key);
   r.serial = serial_hex(cert);
   r.not_after = cert.not_after().readable_string();
   if (!o.kubeconfig_out.empty()) {
@@ -357,7 +389,7 @@ HttpResult renew_once(const RenewOptions& o, const Pair& current, std::string& s
   Botan::RandomNumberGenerator& rng = thread_rng();
   std::unique_ptr<Botan::Private_Key> key;
   if (o.rotate_key) {
-    key = generate_key(algorithm_of(*load_private_key_pem(current.key_pem)), rng);
+    key = pending_key(o.key, algorithm_of(*load_private_key_pem(current.key_pem)));
   } else {
     key = load_private_key_pem(current.key_pem);
   }
@@ -373,6 +405,7 @@ HttpResult renew_once(const RenewOptions& o, const Pair& current, std::string& s
     throw std::runtime_error("the signer returned a certificate that does not match");
   }
   install_pair(o.cert, o.key, cert_pem, o.rotate_key ? private_key_pem(*key) : current.key_pem);
+  if (o.rotate_key) drop_pending_key(o.key);
   serial = serial_hex(cert);
   return r;
 }

@@ -229,6 +229,12 @@ void SigningServer::Impl::setup_routes() {
            r.serial = string_field(body, "serial");
            r.certificate = string_field(body, "certificate");
            if (body.contains("reason")) r.reason = string_field(body, "reason");
+           if (const std::string node = string_field(body, "node"); !node.empty()) {
+             json serials = json::array();
+             for (const auto& c : issuer->revoke_node(caller, node, r.reason))
+               serials.push_back(c.serial);
+             return send_json(res, 200, {{"node", node}, {"revoked", serials}});
+           }
            const CertRecord rec = issuer->revoke(caller, r);
            send_json(res, 200,
                      {{"serial", rec.serial},

@@ -9,8 +9,11 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <exception>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -74,7 +77,7 @@ class MemoryStore : public Store {
  public:
   bool insert_certificate(const CertRecord& cert) override {
     std::lock_guard<std::mutex> lock(mu_);
-    return certs_.emplace(cert.serial, cert).second;
+    return insert_locked(cert);
   }
 
   size_t record_certificates(const std::vector<CertRecord>& certs) override {
@@ -110,8 +113,58 @@ class MemoryStore : public Store {
       c.status = "revoked";
       c.revoked_at = now;
       c.reason = reason;
+      ++revocations_;
     }
     return true;
+  }
+
+  std::optional<CertRecord> newest_of_identity(const std::string& identity) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    const CertRecord* best = nullptr;
+    for (const auto& [serial, c] : certs_) {
+      if (c.identity != identity) continue;
+      if (!best || std::make_pair(c.not_before, order_.at(c.serial)) >
+                       std::make_pair(best->not_before, order_.at(best->serial))) {
+        best = &c;
+      }
+    }
+    if (!best) return std::nullopt;
+    return *best;
+  }
+
+  std::vector<CertRecord> certificates_with_key(const std::string& key_hash) override {
+    return select([&](const CertRecord& c) { return c.key_hash == key_hash; });
+  }
+
+  std::vector<CertRecord> certificates_of_node(const std::string& node) override {
+    return select([&](const CertRecord& c) { return c.node == node; });
+  }
+
+  bool fill_certificate_identity(const std::string& serial, const std::string& key_hash,
+                                 const std::string& node, const std::string& identity) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = certs_.find(serial);
+    if (it == certs_.end() || !it->second.key_hash.empty()) return false;
+    it->second.key_hash = key_hash;
+    it->second.node = node;
+    it->second.identity = identity;
+    return true;
+  }
+
+  int64_t revocation_count() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return revocations_;
+  }
+
+  CrlBasis next_crl() override {
+    CrlBasis b;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      b.number = ++crl_number_;
+      b.revocations = revocations_;
+    }
+    b.revoked = select([](const CertRecord& c) { return c.status == "revoked"; });
+    return b;
   }
 
   bool insert_token(const TokenRecord& token) override {
@@ -151,7 +204,7 @@ class MemoryStore : public Store {
     TokenRecord& t = it->second;
     TokenUse u = check_token(t.revoked, t.expires_at, t.uses_allowed, t.uses, now);
     if (u != TokenUse::kOk) return u;
-    if (!certs_.emplace(cert.serial, cert).second) return TokenUse::kDuplicateSerial;
+    if (!insert_locked(cert)) return TokenUse::kDuplicateSerial;
     ++t.uses;
     return TokenUse::kOk;
   }
@@ -165,10 +218,33 @@ class MemoryStore : public Store {
   }
 
  private:
+  bool insert_locked(const CertRecord& cert) {
+    if (!certs_.emplace(cert.serial, cert).second) return false;
+    order_[cert.serial] = ++inserted_;
+    return true;
+  }
+
+  template <class Pred>
+  std::vector<CertRecord> select(Pred pred) {
+    std::vector<CertRecord> out;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& [serial, c] : certs_) {
+        if (pred(c)) out.push_back(c);
+      }
+    }
+    std::sort(out.begin(), out.end(), cert_order);
+    return out;
+  }
+
   std::mutex mu_;
   std::string ca_pin_;
   std::map<std::string, CertRecord> certs_;
+  std::map<std::string, uint64_t> order_;  // serial -> insertion number
+  uint64_t inserted_ = 0;
   std::map<std::string, TokenRecord> tokens_;
+  int64_t revocations_ = 0;
+  int64_t crl_number_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -218,12 +294,24 @@ const char* const kMigrations[] = {
     "  key TEXT PRIMARY KEY NOT NULL,"
     "  value TEXT NOT NULL"
     ");",
+    // 3: what renewal and revocation policy needs: the key and identity of each certificate,
+    // the node it belongs to, and counters for revocations and CRL Numbers.
+    "ALTER TABLE certificates ADD COLUMN key_hash TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE certificates ADD COLUMN node TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE certificates ADD COLUMN identity TEXT NOT NULL DEFAULT '';"
+    "CREATE INDEX certificates_by_key ON certificates (key_hash);"
+    "CREATE INDEX certificates_by_node ON certificates (node);"
+    "CREATE INDEX certificates_by_identity ON certificates (identity, not_before);"
+    "CREATE INDEX certificates_by_status ON certificates (status);"
+    "CREATE TABLE counters (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL);"
+    "INSERT INTO counters (name, value) VALUES ('crl_number', 0), ('revocations', "
+    "  (SELECT count(*) FROM certificates WHERE status = 'revoked'));",
 };
 constexpr int kSchemaVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
 
 constexpr const char* kCertColumns =
     "serial, profile, subject, sans, not_before, not_after, status, requester, pem, "
-    "revoked_at, reason";
+    "revoked_at, reason, key_hash, node, identity";
 constexpr const char* kTokenColumns =
     "id, secret_hash, node, ips, profile, created_at, expires_at, uses_allowed, uses, revoked";
 
@@ -267,7 +355,9 @@ class SqliteStore : public Store {
       sqlite3_busy_timeout(db_, static_cast<int>(kBusyTimeout.count()));
       exec("PRAGMA foreign_keys = ON", "enabling foreign keys");
       set_wal();
-      exec("PRAGMA synchronous = NORMAL", "setting synchronous mode");
+      // FULL: a commit is on the disk before a certificate is handed out; with NORMAL a
+      // power loss could roll back an issued certificate and give its token the use back.
+      exec("PRAGMA synchronous = FULL", "setting synchronous mode");
       migrate();
     } catch (...) {
       finalize_and_close();
@@ -281,8 +371,10 @@ class SqliteStore : public Store {
   SqliteStore& operator=(const SqliteStore&) = delete;
 
   bool insert_certificate(const CertRecord& cert) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return insert_cert_locked(cert, "inserting certificate " + cert.serial);
+    bool ok = false;
+    const std::string what = "inserting certificate " + cert.serial;
+    group_commit(what, [&] { ok = insert_cert_locked(cert, what); });
+    return ok;
   }
 
   size_t record_certificates(const std::vector<CertRecord>& certs) override {
@@ -326,6 +418,17 @@ class SqliteStore : public Store {
 
   bool revoke_certificate(const std::string& serial, int reason, int64_t now) override {
     std::lock_guard<std::mutex> lock(mu_);
+    const std::string what = "revoking certificate " + serial;
+    Transaction txn(*this, what);
+    {
+      // Counted only when the certificate was not revoked yet; in the same transaction.
+      Stmt s = prepare(
+          "UPDATE counters SET value = value + 1 WHERE name = 'revocations' AND EXISTS"
+          " (SELECT 1 FROM certificates WHERE serial = ?1 AND status != 'revoked')",
+          what);
+      s.bind(1, serial);
+      s.step();
+    }
     // One statement so two revokers cannot interleave: the first time and reason stay.
     // The row counts as changed even when already revoked, which tells "known" from "unknown".
     Stmt s = prepare(
@@ -339,7 +442,70 @@ class SqliteStore : public Store {
     s.bind(2, now);
     s.bind(3, static_cast<int64_t>(reason));
     s.step();
+    const bool known = sqlite3_changes(db_) == 1;
+    txn.commit();
+    return known;
+  }
+
+  std::optional<CertRecord> newest_of_identity(const std::string& identity) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s = prepare(std::string("SELECT ") + kCertColumns +
+                         " FROM certificates WHERE identity = ?1"
+                         " ORDER BY not_before DESC, rowid DESC LIMIT 1",
+                     "reading the newest certificate of an identity");
+    s.bind(1, identity);
+    if (!s.step()) return std::nullopt;
+    return read_cert(s);
+  }
+
+  std::vector<CertRecord> certificates_with_key(const std::string& key_hash) override {
+    return select_certs("key_hash", key_hash, "reading certificates by key");
+  }
+
+  std::vector<CertRecord> certificates_of_node(const std::string& node) override {
+    return select_certs("node", node, "reading certificates of node " + node);
+  }
+
+  bool fill_certificate_identity(const std::string& serial, const std::string& key_hash,
+                                 const std::string& node, const std::string& identity) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s = prepare(
+        "UPDATE certificates SET key_hash = ?2, node = ?3, identity = ?4"
+        " WHERE serial = ?1 AND key_hash = ''",
+        "filling in certificate " + serial);
+    s.bind(1, serial);
+    s.bind(2, key_hash);
+    s.bind(3, node);
+    s.bind(4, identity);
+    s.step();
     return sqlite3_changes(db_) == 1;
+  }
+
+  int64_t revocation_count() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return counter("revocations", "reading the revocation count");
+  }
+
+  CrlBasis next_crl() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    const std::string what = "taking the next CRL number";
+    Transaction txn(*this, what);
+    {
+      Stmt s = prepare("UPDATE counters SET value = value + 1 WHERE name = 'crl_number'", what);
+      s.step();
+    }
+    CrlBasis b;
+    b.number = counter("crl_number", what);
+    b.revocations = counter("revocations", what);
+    {
+      Stmt s =
+          prepare(std::string("SELECT ") + kCertColumns +
+                      " FROM certificates WHERE status = 'revoked' ORDER BY not_before, serial",
+                  what);
+      while (s.step()) b.revoked.push_back(read_cert(s));
+    }
+    txn.commit();
+    return b;
   }
 
   bool insert_token(const TokenRecord& t) override {
@@ -390,29 +556,9 @@ class SqliteStore : public Store {
   }
 
   TokenUse use_token(const std::string& id, const CertRecord& cert, int64_t now) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    const std::string what = "using token " + id;
-    // IMMEDIATE takes the write lock up front: two users of the last use cannot both read
-    // "one left", and a read-then-write upgrade never fails with SQLITE_BUSY_SNAPSHOT.
-    Transaction txn(*this, what);
-    TokenUse u;
-    {
-      Stmt s =
-          prepare("SELECT revoked, expires_at, uses_allowed, uses FROM tokens WHERE id = ?1", what);
-      s.bind(1, id);
-      if (!s.step()) return TokenUse::kUnknown;
-      u = check_token(s.int64(0) != 0, s.int64(1), static_cast<int>(s.int64(2)),
-                      static_cast<int>(s.int64(3)), now);
-    }
-    if (u != TokenUse::kOk) return u;
-    if (!insert_cert_locked(cert, what)) return TokenUse::kDuplicateSerial;
-    {
-      Stmt s = prepare("UPDATE tokens SET uses = uses + 1 WHERE id = ?1", what);
-      s.bind(1, id);
-      s.step();
-    }
-    txn.commit();
-    return TokenUse::kOk;
+    TokenUse u = TokenUse::kUnknown;
+    group_commit("using token " + id, [&] { u = use_token_locked(id, cert, now); });
+    return u;
   }
 
   int64_t outside_changes() override {
@@ -542,6 +688,85 @@ class SqliteStore : public Store {
     bool done_ = false;
   };
 
+  // In the batch's transaction (BEGIN IMMEDIATE: two users of the last use cannot both read
+  // "one left", and a read-then-write upgrade never fails with SQLITE_BUSY_SNAPSHOT).
+  TokenUse use_token_locked(const std::string& id, const CertRecord& cert, int64_t now) {
+    const std::string what = "using token " + id;
+    TokenUse u;
+    {
+      Stmt s =
+          prepare("SELECT revoked, expires_at, uses_allowed, uses FROM tokens WHERE id = ?1", what);
+      s.bind(1, id);
+      if (!s.step()) return TokenUse::kUnknown;
+      u = check_token(s.int64(0) != 0, s.int64(1), static_cast<int>(s.int64(2)),
+                      static_cast<int>(s.int64(3)), now);
+    }
+    if (u != TokenUse::kOk) return u;
+    if (!insert_cert_locked(cert, what)) return TokenUse::kDuplicateSerial;
+    Stmt s = prepare("UPDATE tokens SET uses = uses + 1 WHERE id = ?1", what);
+    s.bind(1, id);
+    s.step();
+    return TokenUse::kOk;
+  }
+
+  // Group commit: a write that issues a certificate returns only once its transaction is on
+  // the disk (synchronous=FULL), and the writes that arrive while one commit is being synced
+  // share the next transaction, so one fsync pays for many certificates. Each runs in a
+  // savepoint of its own: one that throws changes nothing and fails alone.
+  struct Pending {
+    std::string what;
+    std::function<void()> op;
+    std::exception_ptr error;
+    bool done = false;
+  };
+
+  void group_commit(std::string what, std::function<void()> op) {
+    Pending me{std::move(what), std::move(op), nullptr, false};
+    std::unique_lock<std::mutex> lock(batch_mu_);
+    queue_.push_back(&me);
+    while (!me.done) {
+      if (committing_) {
+        batch_cv_.wait(lock);
+        continue;
+      }
+      committing_ = true;
+      std::vector<Pending*> batch;
+      batch.swap(queue_);
+      lock.unlock();
+      run_batch(batch);
+      lock.lock();
+      committing_ = false;
+      batch_cv_.notify_all();
+    }
+    if (me.error) std::rethrow_exception(me.error);
+  }
+
+  void run_batch(const std::vector<Pending*>& batch) {
+    std::lock_guard<std::mutex> lock(mu_);
+    try {
+      std::string what = batch.front()->what;
+      if (batch.size() > 1) what += " (with " + std::to_string(batch.size() - 1) + " more writes)";
+      Transaction txn(*this, what);
+      for (Pending* p : batch) {
+        exec("SAVEPOINT op", p->what);
+        try {
+          p->op();
+          exec("RELEASE op", p->what);
+        } catch (...) {
+          p->error = std::current_exception();
+          exec("ROLLBACK TO op; RELEASE op", p->what);
+        }
+      }
+      txn.commit();
+    } catch (...) {
+      // Nothing of the batch is on the disk: every write in it fails.
+      for (Pending* p : batch) {
+        if (!p->error) p->error = std::current_exception();
+      }
+    }
+    for (Pending* p : batch) p->done = true;
+  }
+
   [[noreturn]] void fail(const std::string& what) const {
     const int code = sqlite3_errcode(db_) & 0xff;
     if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) corrupt_ = true;
@@ -653,9 +878,29 @@ class SqliteStore : public Store {
     return s.text(0);
   }
 
+  int64_t counter(const char* name, const std::string& what) {
+    Stmt s = prepare("SELECT value FROM counters WHERE name = ?1", what);
+    s.bind(1, std::string(name));
+    if (!s.step()) fail(what);
+    return s.int64(0);
+  }
+
+  // `column` is one of this file's constants, never input.
+  std::vector<CertRecord> select_certs(const char* column, const std::string& value,
+                                       const std::string& what) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s = prepare(std::string("SELECT ") + kCertColumns + " FROM certificates WHERE " + column +
+                         " = ?1 ORDER BY not_before, serial",
+                     what);
+    s.bind(1, value);
+    std::vector<CertRecord> out;
+    while (s.step()) out.push_back(read_cert(s));
+    return out;
+  }
+
   bool insert_cert_locked(const CertRecord& c, const std::string& what) {
     Stmt s = prepare(std::string("INSERT INTO certificates (") + kCertColumns +
-                         ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                         ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
                          " ON CONFLICT (serial) DO NOTHING",
                      what);
     s.bind(1, c.serial);
@@ -669,6 +914,9 @@ class SqliteStore : public Store {
     s.bind(9, c.pem);
     s.bind(10, c.revoked_at);
     s.bind(11, static_cast<int64_t>(c.reason));
+    s.bind(12, c.key_hash);
+    s.bind(13, c.node);
+    s.bind(14, c.identity);
     s.step();
     return sqlite3_changes(db_) == 1;
   }
@@ -694,6 +942,9 @@ class SqliteStore : public Store {
     c.pem = s.text(8);
     c.revoked_at = s.int64(9);
     c.reason = static_cast<int>(s.int64(10));
+    c.key_hash = s.text(11);
+    c.node = s.text(12);
+    c.identity = s.text(13);
     return c;
   }
 
@@ -725,6 +976,10 @@ class SqliteStore : public Store {
   std::unordered_map<std::string, sqlite3_stmt*> stmts_;
   mutable std::atomic<bool> corrupt_{false};      // a query met SQLITE_CORRUPT or SQLITE_NOTADB
   int64_t health_certs_ = 0, health_tokens_ = 0;  // where the next health slice starts
+  std::mutex batch_mu_;                           // guards queue_ and committing_
+  std::condition_variable batch_cv_;
+  std::vector<Pending*> queue_;
+  bool committing_ = false;
 };
 
 }  // namespace

@@ -6,6 +6,8 @@
 // token's use with its certificate, a revocation) is one transaction that compares the
 // mod_revision it read, and is retried when another replica got there first.
 #include <botan/base64.h>
+#include <botan/hash.h>
+#include <botan/hex.h>
 #include <httplib.h>
 
 #include <algorithm>
@@ -68,7 +70,10 @@ json cert_json(const CertRecord& c) {
           {"requester", c.requester},
           {"pem", c.pem},
           {"revoked_at", c.revoked_at},
-          {"reason", c.reason}};
+          {"reason", c.reason},
+          {"key_hash", c.key_hash},
+          {"node", c.node},
+          {"identity", c.identity}};
 }
 CertRecord cert_of(const json& j) {
   CertRecord c;
@@ -82,9 +87,41 @@ CertRecord cert_of(const json& j) {
   c.requester = j.at("requester");
   c.pem = j.at("pem");
   c.revoked_at = j.value("revoked_at", int64_t{0});
+  c.key_hash = j.value("key_hash", std::string());
+  c.node = j.value("node", std::string());
+  c.identity = j.value("identity", std::string());
   c.reason = j.value("reason", 0);
   return c;
 }
+json put_op(const std::string& key, const std::string& value) {
+  return {{"request_put", {{"key", b64(key)}, {"value", b64(value)}}}};
+}
+json range_op(const std::string& key, const std::string& range_end = "") {
+  json r = {{"key", b64(key)}};
+  if (!range_end.empty()) r["range_end"] = b64(range_end);
+  return {{"request_range", r}};
+}
+json absent(const std::string& key) {
+  return {{"key", b64(key)}, {"result", "EQUAL"}, {"target", "CREATE"}, {"create_revision", "0"}};
+}
+json unchanged(const std::string& key, int64_t mod_revision) {
+  if (mod_revision == 0) return absent(key);
+  return {{"key", b64(key)},
+          {"result", "EQUAL"},
+          {"target", "MOD"},
+          {"mod_revision", std::to_string(mod_revision)}};
+}
+// The kvs of the n-th response of a transaction.
+json txn_kvs(const json& r, size_t n) {
+  const auto& responses = r.value("responses", json::array());
+  if (responses.size() <= n || !responses[n].contains("response_range")) return json::array();
+  return responses[n]["response_range"].value("kvs", json::array());
+}
+std::string sha256_hex(const std::string& s) {
+  auto h = Botan::HashFunction::create_or_throw("SHA-256");
+  return Botan::hex_encode(h->process(s), false);
+}
+
 json token_json_record(const TokenRecord& t) {
   return {{"v", kRecordVersion},
           {"id", t.id},
@@ -207,14 +244,14 @@ class EtcdStore : public Store {
   explicit EtcdStore(const std::string& url) : url_(url), cfg_(parse_etcd_url(url)) {}
 
   bool insert_certificate(const CertRecord& cert) override {
-    return create(cert_key(cert.serial), cert_json(cert).dump());
+    return txn({absent(cert_key(cert.serial))}, cert_puts(cert)).value("succeeded", false);
   }
 
   // Each record is its own create-if-absent transaction: etcd has made it durable on a
   // quorum when the answer comes, before the caller writes the certificate's file.
   size_t record_certificates(const std::vector<CertRecord>& certs) override {
     size_t added = 0;
-    for (const auto& c : certs) added += create(cert_key(c.serial), cert_json(c).dump()) ? 1 : 0;
+    for (const auto& c : certs) added += insert_certificate(c) ? 1 : 0;
     return added;
   }
 
@@ -235,7 +272,10 @@ class EtcdStore : public Store {
     return out;
   }
 
+  // The record, its copy under revoked/ (what a CRL lists) and the revocation counter, in
+  // one transaction.
   bool revoke_certificate(const std::string& serial, int reason, int64_t now) override {
+    const std::string counter = cfg_.prefix + "meta/revocations";
     for (int i = 0; i < kMaxConflicts; ++i) {
       const auto kv = get(cert_key(serial));
       if (!kv) return false;
@@ -244,9 +284,83 @@ class EtcdStore : public Store {
       c.status = "revoked";
       c.revoked_at = now;
       c.reason = reason;
-      if (put_if_unchanged(kv->key, kv->mod_revision, cert_json(c).dump())) return true;
+      const auto n = get(counter);
+      const int64_t count = n ? std::stoll(n->value) : 0;
+      const std::string record = cert_json(c).dump();
+      const json r =
+          txn({unchanged(kv->key, kv->mod_revision), unchanged(counter, n ? n->mod_revision : 0)},
+              {put_op(kv->key, record), put_op(revoked_key(serial), record),
+               put_op(counter, std::to_string(count + 1))});
+      if (r.value("succeeded", false)) return true;
     }
-    throw std::runtime_error("etcd store: revoking " + serial + " kept conflicting");
+    throw StoreUnavailable("etcd store: revoking " + serial + " kept conflicting");
+  }
+
+  std::optional<CertRecord> newest_of_identity(const std::string& identity) override {
+    std::optional<CertRecord> best;
+    int64_t best_created = 0;
+    for (const auto& [c, created] : indexed("ident/" + sha256_hex(identity) + "/")) {
+      if (c.identity != identity) continue;
+      if (!best || std::tie(c.not_before, created) > std::tie(best->not_before, best_created)) {
+        best = c;
+        best_created = created;
+      }
+    }
+    return best;
+  }
+
+  std::vector<CertRecord> certificates_with_key(const std::string& key_hash) override {
+    return records(indexed("key/" + key_hash + "/"));
+  }
+
+  std::vector<CertRecord> certificates_of_node(const std::string& node) override {
+    return records(indexed("node/" + node + "/"));
+  }
+
+  bool fill_certificate_identity(const std::string& serial, const std::string& key_hash,
+                                 const std::string& node, const std::string& identity) override {
+    for (int i = 0; i < kMaxConflicts; ++i) {
+      const auto kv = get(cert_key(serial));
+      if (!kv) return false;
+      CertRecord c = cert_of(json::parse(kv->value));
+      if (!c.key_hash.empty()) return false;
+      c.key_hash = key_hash;
+      c.node = node;
+      c.identity = identity;
+      if (txn({unchanged(kv->key, kv->mod_revision)}, cert_puts(c)).value("succeeded", false)) {
+        return true;
+      }
+    }
+    throw StoreUnavailable("etcd store: filling " + serial + " kept conflicting");
+  }
+
+  int64_t revocation_count() override {
+    const auto n = get(cfg_.prefix + "meta/revocations");
+    return n ? std::stoll(n->value) : 0;
+  }
+
+  // The next CRL Number, the revoked records and the revocation count, in one transaction.
+  CrlBasis next_crl() override {
+    const std::string number = cfg_.prefix + "meta/crl_number";
+    const std::string revoked = cfg_.prefix + "revoked/";
+    for (int i = 0; i < kMaxConflicts; ++i) {
+      const auto n = get(number);
+      const int64_t next = (n ? std::stoll(n->value) : 0) + 1;
+      const json r =
+          txn({unchanged(number, n ? n->mod_revision : 0)},
+              {put_op(number, std::to_string(next)), range_op(revoked, prefix_end(revoked)),
+               range_op(cfg_.prefix + "meta/revocations")});
+      if (!r.value("succeeded", false)) continue;
+      CrlBasis out;
+      out.number = next;
+      for (const auto& kv : txn_kvs(r, 1)) {
+        out.revoked.push_back(cert_of(json::parse(unb64(kv.value("value", std::string())))));
+      }
+      const auto counter = txn_kvs(r, 2);
+      if (!counter.empty()) out.revocations = std::stoll(unb64(counter[0].value("value", "0")));
+      return out;
+    }
+    throw StoreUnavailable("etcd store: the CRL number kept conflicting");
   }
 
   bool insert_token(const TokenRecord& token) override {
@@ -298,27 +412,11 @@ class EtcdStore : public Store {
       if (now >= t.expires_at) return TokenUse::kExpired;
       if (t.uses >= t.uses_allowed) return TokenUse::kUsedUp;
       ++t.uses;
-      const json txn = {
-          {"compare",
-           {{{"key", b64(tk)},
-             {"result", "EQUAL"},
-             {"target", "MOD"},
-             {"mod_revision", std::to_string(kv->mod_revision)}},
-            {{"key", b64(ck)},
-             {"result", "EQUAL"},
-             {"target", "CREATE"},
-             {"create_revision", "0"}}}},
-          {"success",
-           {{{"request_put", {{"key", b64(tk)}, {"value", b64(token_json_record(t).dump())}}}},
-            {{"request_put", {{"key", b64(ck)}, {"value", b64(cert_json(cert).dump())}}}}}},
-          {"failure", {{{"request_range", {{"key", b64(ck)}}}}}}};
-      const json r = call("/v3/kv/txn", txn);
+      std::vector<json> ops = cert_puts(cert);
+      ops.push_back(put_op(tk, token_json_record(t).dump()));
+      const json r = txn({unchanged(tk, kv->mod_revision), absent(ck)}, ops, {range_op(ck)});
       if (r.value("succeeded", false)) return TokenUse::kOk;
-      const auto& responses = r.value("responses", json::array());
-      if (!responses.empty() && responses[0].contains("response_range") &&
-          num(responses[0]["response_range"], "count") > 0) {
-        return TokenUse::kDuplicateSerial;
-      }
+      if (!txn_kvs(r, 0).empty()) return TokenUse::kDuplicateSerial;
       // Another replica used the token first: read it again.
     }
     throw std::runtime_error("etcd store: token " + id + " kept conflicting");
@@ -385,13 +483,59 @@ class EtcdStore : public Store {
   struct Kv {
     std::string key, value;
     int64_t mod_revision = 0;
+    int64_t create_revision = 0;
   };
 
   std::string cert_key(const std::string& serial) const { return cfg_.prefix + "certs/" + serial; }
+  std::string revoked_key(const std::string& serial) const {
+    return cfg_.prefix + "revoked/" + serial;
+  }
+
+  // A certificate's record and its index keys (by identity, key and node), to be put
+  // together so that an index never names a record that is not there.
+  std::vector<json> cert_puts(const CertRecord& c) const {
+    std::vector<json> ops{put_op(cert_key(c.serial), cert_json(c).dump())};
+    const std::string idx = cfg_.prefix + "idx/";
+    if (!c.identity.empty()) {
+      ops.push_back(put_op(idx + "ident/" + sha256_hex(c.identity) + "/" + c.serial, ""));
+    }
+    if (!c.key_hash.empty()) ops.push_back(put_op(idx + "key/" + c.key_hash + "/" + c.serial, ""));
+    if (!c.node.empty()) ops.push_back(put_op(idx + "node/" + c.node + "/" + c.serial, ""));
+    return ops;
+  }
+
+  // The records an index prefix (under idx/) names, with each record's create revision
+  // (the order in which they were stored).
+  std::vector<std::pair<CertRecord, int64_t>> indexed(const std::string& index) {
+    std::vector<std::pair<CertRecord, int64_t>> out;
+    const std::string prefix = cfg_.prefix + "idx/" + index;
+    for (const auto& kv : range_prefix(prefix)) {
+      if (const auto rec = get(cert_key(kv.key.substr(prefix.size())))) {
+        out.emplace_back(cert_of(json::parse(rec->value)), rec->create_revision);
+      }
+    }
+    return out;
+  }
+  static std::vector<CertRecord> records(std::vector<std::pair<CertRecord, int64_t>> in) {
+    std::vector<CertRecord> out;
+    for (auto& [c, created] : in) out.push_back(std::move(c));
+    std::sort(out.begin(), out.end(), [](const CertRecord& a, const CertRecord& b) {
+      return std::tie(a.not_before, a.serial) < std::tie(b.not_before, b.serial);
+    });
+    return out;
+  }
+
+  json txn(const std::vector<json>& compare, const std::vector<json>& success,
+           const std::vector<json>& failure = {}) {
+    json body = {{"compare", json(compare)}, {"success", json(success)}};
+    if (!failure.empty()) body["failure"] = json(failure);
+    return call("/v3/kv/txn", body);
+  }
   std::string token_key(const std::string& id) const { return cfg_.prefix + "tokens/" + id; }
 
   static Kv kv_of(const json& j) {
-    return {unb64(j.at("key")), unb64(j.value("value", std::string())), num(j, "mod_revision")};
+    return {unb64(j.at("key")), unb64(j.value("value", std::string())), num(j, "mod_revision"),
+            num(j, "create_revision")};
   }
 
   std::optional<Kv> get(const std::string& key, bool serializable = false) {

@@ -13,8 +13,10 @@ pki: {key_algorithm: ecdsa-p256}
 signer: {url: "https://127.0.0.1:8443", listen: "127.0.0.1:0", store: "sqlite:db"}
 YAML
 P=$T/pki
+# init makes the config's store (sqlite:db, relative): in a folder of its own.
+mkdir -p "$T/init-cwd" "$T/cwd"
+cd "$T/init-cwd"
 must_kc 0 init --config "$T/c.yaml" --pki "$P"
-mkdir -p "$T/cwd"
 cd "$T/cwd"
 
 # state: every path under $T (but kc's own output files) with its type, mode, size, target

@@ -1,17 +1,20 @@
-// The Issuer without HTTP: the failure limiter (per address and token id, bounded, with a
-// Retry-After) and privileged token profiles.
+// The Issuer's renewal and revocation policy, driven directly (no HTTP): renewal follows
+// today's config and the stored profile, only the newest certificate of an identity renews,
+// renewals are rate limited per identity, revocation bars a key and covers a node, a retried
+// request gets its certificate back, and CRL Numbers only go up.
 #include "kubeca/issuer.h"
 
+#include <botan/x509_crl.h>
 #include <botan/x509self.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <thread>
 
 #include "kubeca/fs.h"
 #include "kubeca/keys.h"
-#include "kubeca/metrics.h"
 #include "kubeca/pki.h"
 #include "kubeca/token.h"
 #include "test_support.h"
@@ -20,202 +23,284 @@ namespace kubeca {
 namespace {
 
 namespace fs = std::filesystem;
+using Clock = std::chrono::system_clock;
 
 class IssuerTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new fs::path(test::make_temp_dir("kubeca-issuer-test"));
-    config_ = new Config;
-    config_->master_host = "127.0.0.1";
-    config_->master_name = "m1";
-    config_->workers = {{"n1", "127.0.0.2"}};
-    config_->key_algorithm = "ecdsa-p256";
-    config_->signer_url = "https://127.0.0.1:8443";
-    validate(*config_);
-    init_pki(*config_, *dir_ / "pki", std::chrono::system_clock::now());
+  void SetUp() override {
+    dir_ = test::make_temp_dir("kubeca-issuer-test");
+    config_.master_host = "127.0.0.1";
+    config_.master_name = "m1";
+    config_.workers = {{"n1", "127.0.0.2"}, {"n2", "127.0.0.3"}};
+    config_.key_algorithm = "ecdsa-p256";
+    config_.signer_url = "https://127.0.0.1:8443";
+    validate(config_);
+    init_pki(config_, dir_ / "pki", Clock::now());
+    store_ = open_store("sqlite:" + (dir_ / "kubeca.db").string());
+    issuer_ = make_issuer(config_);
   }
-  static void TearDownTestSuite() {
-    fs::remove_all(*dir_);
-    delete dir_;
-    delete config_;
-  }
-
-  std::unique_ptr<Issuer> Make(IssuerOptions o) {
-    o.audit_log = (*dir_ / "audit.log").string();
-    return std::make_unique<Issuer>(*config_, *dir_ / "pki", *store_, o);
+  void TearDown() override {
+    issuer_.reset();
+    fs::remove_all(dir_);
   }
 
-  // Refused with this code; returns the refusal.
-  static ServiceError Refusal(Issuer& issuer, const std::string& remote, const std::string& token) {
+  std::unique_ptr<Issuer> make_issuer(const Config& c) {
+    IssuerOptions o;
+    o.audit_log = (dir_ / "audit.log").string();
+    return std::make_unique<Issuer>(c, dir_ / "pki", *store_, o);
+  }
+
+  std::string token(const std::string& node, const std::string& ip, int uses = 1) {
+    TokenRequest tr;
+    tr.node = node;
+    tr.ips = {ip};
+    tr.uses = uses;
+    return create_token(*store_, tr, std::time(nullptr)).first;
+  }
+
+  static std::unique_ptr<Botan::Private_Key> key() {
+    return generate_key(KeyAlgorithm::kEcdsaP256, thread_rng());
+  }
+  static std::string csr(const Botan::Private_Key& k) {
+    Botan::X509_Cert_Options opts;
+    return Botan::X509::create_cert_req(opts, k, "SHA-256", thread_rng()).PEM_encode();
+  }
+
+  Issuance sign(const std::string& tok, const Botan::Private_Key& k) {
     SignRequest r;
-    r.bearer = token;
+    r.bearer = tok;
+    r.has_csr = true;
+    r.csr_pem = csr(k);
+    return issuer_->sign(Caller{"127.0.0.1", std::nullopt}, r);
+  }
+  Issuance renew(const std::string& cert_pem, const Botan::Private_Key& k) {
+    return issuer_->renew(Caller{"127.0.0.1", parse_certificate_pem(cert_pem)}, true, csr(k));
+  }
+  // The refusal a call throws, or a ServiceError with status 0 when it does not throw.
+  template <class F>
+  static ServiceError refusal(F f) {
     try {
-      issuer.sign(Caller{remote, std::nullopt}, r);
+      f();
     } catch (const ServiceError& e) {
       return e;
     }
-    ADD_FAILURE() << "signed";
-    return ServiceError{0, "", ""};
+    return ServiceError{0, "none", "no refusal"};
+  }
+  static int64_t life(const Issuance& out) {
+    return std::chrono::duration_cast<std::chrono::seconds>(out.not_after - Clock::now()).count();
+  }
+  Botan::X509_CRL crl() {
+    const Crl c = issuer_->current_crl();
+    return Botan::X509_CRL(c.der);
   }
 
-  static fs::path* dir_;
-  static Config* config_;
-  std::unique_ptr<Store> store_ = open_store("memory:");
+  fs::path dir_;
+  Config config_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Issuer> issuer_;
 };
 
-fs::path* IssuerTest::dir_ = nullptr;
-Config* IssuerTest::config_ = nullptr;
-
-std::string bad_token(int i) {
-  char id[7];
-  std::snprintf(id, sizeof id, "%06d", i);
-  return std::string(id) + ".0000000000000000";
+// Seen: a server at cert_validity: 1h renewed a certificate for a year.
+TEST_F(IssuerTest, RenewalValidityComesFromTodaysConfig) {
+  auto k = key();
+  const Issuance year = sign(token("n1", "127.0.0.2"), *k);
+  EXPECT_GT(life(year), 300 * 86400);
+  Config today = config_;
+  today.cert_validity = std::chrono::hours(1);
+  issuer_ = make_issuer(today);
+  const Issuance renewed = renew(year.certificate, *k);
+  EXPECT_LE(life(renewed), 3600);
+  EXPECT_GT(life(renewed), 3500);
 }
 
-TEST_F(IssuerTest, BadTokensFromOneAddressDoNotBlockAnotherTokenFromIt) {
-  auto issuer = Make({});
-  for (int i = 0; i < 50; ++i) {
-    EXPECT_EQ(Refusal(*issuer, "10.0.0.1", bad_token(i)).code, "token_invalid") << i;
+// Seen: renewed admin and apiserver certificates were recorded as kubelet.
+TEST_F(IssuerTest, RenewalKeepsTheProfile) {
+  for (const std::string name : {"admin", "apiserver", "kube-proxy"}) {
+    const auto k = load_private_key_pem(read_file(dir_ / "pki" / (name + "-key.pem")));
+    const Issuance out = renew(read_file(dir_ / "pki" / (name + ".pem")), *k);
+    EXPECT_EQ(out.profile, name);
+    EXPECT_EQ(store_->find_certificate(out.serial)->profile, name);
+    // Renewing the renewed one keeps it too, now from the store's record.
+    EXPECT_EQ(renew(out.certificate, *k).profile, name);
   }
-  TokenRequest tr;
-  tr.node = "n1";
-  tr.ips = {"127.0.0.2"};
-  const auto [good, rec] = create_token(*store_, tr, unix_now());
-  EXPECT_EQ(issuer->blocked("10.0.0.1", rec.id), 0);
-  // Past the token check (no CSR in this request), so not held up by the others' failures.
-  EXPECT_EQ(Refusal(*issuer, "10.0.0.1", good).code, "missing_csr");
 }
 
-TEST_F(IssuerTest, OneTokenIdHammeredGets429WithRetryAfter) {
-  IssuerOptions o;
-  o.max_failures = 3;
-  o.failure_window = std::chrono::seconds(30);
-  auto issuer = Make(o);
-  const std::string t = bad_token(7);
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(Refusal(*issuer, "10.0.0.1", t).code, "token_invalid");
-  const int wait = issuer->blocked("10.0.0.1", "000007");
-  EXPECT_GE(wait, 29);
-  EXPECT_LE(wait, 31);
-  const ServiceError e = Refusal(*issuer, "10.0.0.1", t);
-  EXPECT_EQ(e.status, 429);
-  EXPECT_EQ(e.code, "too_many_failures");
-  EXPECT_EQ(e.retry_after, wait);
-  // Another address, or another id from this one, is not held up.
-  EXPECT_EQ(issuer->blocked("10.0.0.2", "000007"), 0);
-  EXPECT_EQ(issuer->blocked("10.0.0.1", "000008"), 0);
+TEST_F(IssuerTest, OnlyTheNewestCertificateRenews) {
+  auto k = key();
+  const Issuance a = sign(token("n1", "127.0.0.2"), *k);
+  const Issuance b = renew(a.certificate, *k);
+  EXPECT_NE(a.serial, b.serial);
+  // The superseded one, with a new key: refused, nothing stored.
+  auto other = key();
+  const size_t before = store_->list_certificates().size();
+  const ServiceError e = refusal([&] { renew(a.certificate, *other); });
+  EXPECT_EQ(e.status, 403);
+  EXPECT_EQ(e.code, "certificate_superseded");
+  EXPECT_EQ(store_->list_certificates().size(), before);
+  // The newest renews.
+  EXPECT_NE(renew(b.certificate, *k).serial, b.serial);
 }
 
-TEST_F(IssuerTest, TheWindowPassesAndTheIdMayTryAgain) {
-  IssuerOptions o;
-  o.max_failures = 2;
-  o.failure_window = std::chrono::seconds(1);
-  auto issuer = Make(o);
-  Refusal(*issuer, "10.0.0.1", bad_token(1));
-  Refusal(*issuer, "10.0.0.1", bad_token(1));
-  EXPECT_EQ(issuer->blocked("10.0.0.1", "000001"), 1);
+// A renewal whose answer was lost, asked again with the same key: the same certificate.
+TEST_F(IssuerTest, RenewalRetriedWithTheSameKeyGetsTheSameCertificate) {
+  auto k = key();
+  const Issuance a = sign(token("n1", "127.0.0.2"), *k);
+  const Issuance b = renew(a.certificate, *k);
+  const size_t before = store_->list_certificates().size();
+  const Issuance again = renew(a.certificate, *k);
+  EXPECT_EQ(again.serial, b.serial);
+  EXPECT_EQ(again.certificate, b.certificate);
+  EXPECT_EQ(store_->list_certificates().size(), before);
+}
+
+TEST_F(IssuerTest, RenewalsAreRateLimitedPerIdentityAfterTheSupersededCheck) {
+  Config limited = config_;
+  limited.renew_limit = 2;
+  limited.renew_window = std::chrono::hours(1);
+  issuer_ = make_issuer(limited);
+  auto k = key();
+  const Issuance a = sign(token("n1", "127.0.0.2"), *k);
+  const Issuance b = renew(a.certificate, *k);
+  const Issuance c = renew(b.certificate, *k);
+  const ServiceError limit = refusal([&] { renew(c.certificate, *k); });
+  EXPECT_EQ(limit.status, 429);
+  EXPECT_EQ(limit.code, "renew_rate_limited");
+  EXPECT_GT(limit.retry_after, 0);
+  EXPECT_LE(limit.retry_after, 3601);
+  // An old certificate is refused as superseded, not rate limited.
+  auto other = key();
+  EXPECT_EQ(refusal([&] { renew(b.certificate, *other); }).status, 403);
+  // Another identity has its own budget.
+  const Issuance n2 = sign(token("n2", "127.0.0.3"), *k);
+  EXPECT_NO_THROW(renew(n2.certificate, *k));
+}
+
+// Revoking one certificate bars every certificate with its key, here the newer one.
+TEST_F(IssuerTest, RevokingACertificateBarsItsKey) {
+  auto k = key();
+  const Issuance a = sign(token("n1", "127.0.0.2"), *k);
+  const Issuance b = renew(a.certificate, *k);
+  RevokeRequest r;
+  r.serial = a.serial;
+  issuer_->revoke(Caller{"127.0.0.1", std::nullopt}, r);
+  const ServiceError e = refusal([&] { renew(b.certificate, *key()); });
+  EXPECT_EQ(e.status, 401);
+  EXPECT_EQ(e.code, "certificate_revoked");
+  // Nor does a token certify that key again.
+  const ServiceError s = refusal([&] { sign(token("n1", "127.0.0.2"), *k); });
+  EXPECT_EQ(s.status, 403);
+  EXPECT_EQ(s.code, "key_revoked");
+}
+
+// A store from before schema 2: records without key, node and identity. On start the Issuer
+// fills them in, so a key revoked back then is barred and an old certificate is superseded.
+TEST_F(IssuerTest, RecordsWithoutIdentityAreFilledInOnStart) {
+  auto k = key();
+  const Issuance a = sign(token("n1", "127.0.0.2"), *k);
+  const Issuance b = renew(a.certificate, *k);
+  for (const auto& serial : {a.serial, b.serial}) {
+    CertRecord r = *store_->find_certificate(serial);
+    r.key_hash = r.node = r.identity = "";
+    r.serial = "old" + serial;  // stands for the pre-migration copy
+    ASSERT_TRUE(store_->insert_certificate(r));
+  }
+  // Strip the originals the way migration left them: only the copies without identity stay.
+  auto bare = open_store("memory:");
+  for (auto r : store_->list_certificates()) {
+    if (r.serial.rfind("old", 0) != 0) continue;
+    r.serial = r.serial.substr(3);
+    ASSERT_TRUE(bare->insert_certificate(r));
+  }
+  issuer_.reset();
+  store_ = std::move(bare);
+  ASSERT_EQ(store_->find_certificate(a.serial)->key_hash, "");
+  ASSERT_TRUE(store_->revoke_certificate(b.serial, 1, unix_now()));
+  issuer_ = make_issuer(config_);
+  EXPECT_NE(store_->find_certificate(a.serial)->key_hash, "");
+  EXPECT_EQ(store_->find_certificate(a.serial)->node, "n1");
+  EXPECT_EQ(refusal([&] { renew(a.certificate, *key()); }).code, "certificate_revoked");
+}
+
+TEST_F(IssuerTest, RevokeNodeRevokesEveryUnexpiredCertificateOfTheNode) {
+  auto k1 = key(), k2 = key(), k3 = key();
+  const Issuance a = sign(token("n1", "127.0.0.2"), *k1);
+  const Issuance b = sign(token("n1", "127.0.0.2"), *k2);
+  const Issuance b2 = renew(b.certificate, *k2);
+  const Issuance other = sign(token("n2", "127.0.0.3"), *k3);
+  const auto revoked = issuer_->revoke_node(Caller{"127.0.0.1", std::nullopt}, "n1", {});
+  ASSERT_EQ(revoked.size(), 3u);
+  for (const auto& s : {a.serial, b.serial, b2.serial}) {
+    EXPECT_EQ(store_->find_certificate(s)->status, "revoked") << s;
+  }
+  EXPECT_EQ(store_->find_certificate(other.serial)->status, "good");
+  const auto list = crl();
+  EXPECT_EQ(list.get_revoked().size(), 3u);
+  for (const auto& s : {a.serial, b.serial, b2.serial}) {
+    EXPECT_TRUE(list.is_revoked(parse_certificate_pem(store_->find_certificate(s)->pem))) << s;
+  }
+  EXPECT_EQ(refusal([&] { renew(b2.certificate, *k2); }).code, "certificate_revoked");
+  EXPECT_EQ(refusal([&] {
+              issuer_->revoke_node(Caller{"127.0.0.1", std::nullopt}, "nobody", {});
+            }).status,
+            404);
+}
+
+// `kubeca request` killed after the server answered asks again with the same token and key.
+TEST_F(IssuerTest, SignRetriedWithTheSameKeyGetsTheSameCertificate) {
+  auto k = key();
+  const std::string t = token("n1", "127.0.0.2");
+  const Issuance first = sign(t, *k);
+  const Issuance again = sign(t, *k);
+  EXPECT_EQ(again.serial, first.serial);
+  EXPECT_EQ(again.certificate, first.certificate);
+  EXPECT_EQ(store_->list_certificates().size(), 1u);
+  // Another key does not get it: the token is used up.
+  const ServiceError e = refusal([&] { sign(t, *key()); });
+  EXPECT_EQ(e.status, 401);
+  EXPECT_EQ(e.code, "token_used_up");
+  // Nor does the same key once the certificate is revoked.
+  RevokeRequest r;
+  r.serial = first.serial;
+  issuer_->revoke(Caller{"127.0.0.1", std::nullopt}, r);
+  EXPECT_EQ(refusal([&] { sign(t, *k); }).code, "token_used_up");
+}
+
+TEST_F(IssuerTest, CrlNumbersIncreaseAndRevocationDatesStay) {
+  auto k1 = key(), k2 = key();
+  const Issuance a = sign(token("n1", "127.0.0.2"), *k1);
+  const Issuance b = sign(token("n2", "127.0.0.3"), *k2);
+  const auto empty = crl();
+  EXPECT_EQ(crl().crl_number(), empty.crl_number());  // unchanged: served from state
+  RevokeRequest r;
+  r.serial = a.serial;
+  issuer_->revoke(Caller{"127.0.0.1", std::nullopt}, r);
+  const auto one = crl();
+  EXPECT_GT(one.crl_number(), empty.crl_number());
+  ASSERT_EQ(one.get_revoked().size(), 1u);
+  const auto when = one.get_revoked()[0].expire_time();
+  EXPECT_EQ(unix_seconds(when.to_std_timepoint()), store_->find_certificate(a.serial)->revoked_at);
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
-  EXPECT_EQ(issuer->blocked("10.0.0.1", "000001"), 0);
-}
-
-TEST_F(IssuerTest, MissingAndMalformedTokensCountTogetherPerAddress) {
-  IssuerOptions o;
-  o.max_failures = 2;
-  auto issuer = Make(o);
-  EXPECT_EQ(Refusal(*issuer, "10.0.0.1", "").code, "token_required");
-  EXPECT_EQ(Refusal(*issuer, "10.0.0.1", "not-a-token").code, "token_malformed");
-  EXPECT_GT(issuer->blocked("10.0.0.1", ""), 0);
-  EXPECT_EQ(Refusal(*issuer, "10.0.0.1", "junk").status, 429);
-  EXPECT_EQ(issuer->blocked("10.0.0.1", "000001"), 0);
-}
-
-TEST_F(IssuerTest, AnAttackerCannotGrowTheLimiterWithoutBound) {
-  IssuerOptions o;
-  o.max_limiter_entries = 1000;
-  auto issuer = Make(o);
-  for (int i = 0; i < 5000; ++i) Refusal(*issuer, "10.0.0." + std::to_string(i % 7), bad_token(i));
-  EXPECT_LE(issuer->limiter_entries(), 1000u);
-  EXPECT_GE(issuer->limiter_entries(), 900u);
-  // The most recent failures are the ones kept.
-  for (int k = 0; k < 10; ++k) Refusal(*issuer, "10.0.0.9", bad_token(4999));
-  EXPECT_GT(issuer->blocked("10.0.0.9", "004999"), 0);
-}
-
-TEST_F(IssuerTest, PrivilegedProfilesNeedAllowPrivileged) {
-  auto issuer = Make({});
-  std::string token;
-  // The admin check is the server's; create_token itself judges only the request.
-  const Caller admin{"127.0.0.1", std::nullopt};
-  for (const char* p : {"admin", "apiserver", "front-proxy-client", "etcd-peer", "signer",
-                        "apiserver-etcd-client", "controller-manager"}) {
-    try {
-      issuer->create_token(admin, "m1", {"127.0.0.1"}, p, 1, "1h", token);
-      ADD_FAILURE() << p << " without allow_privileged";
-    } catch (const ServiceError& e) {
-      EXPECT_EQ(e.status, 403) << p;
-      EXPECT_EQ(e.code, "privileged_profile") << p;
+  r.serial = b.serial;
+  issuer_->revoke(Caller{"127.0.0.1", std::nullopt}, r);
+  const auto two = crl();
+  EXPECT_GT(two.crl_number(), one.crl_number());
+  ASSERT_EQ(two.get_revoked().size(), 2u);
+  for (const auto& e : two.get_revoked()) {
+    if (e.serial_number() == one.get_revoked()[0].serial_number()) {
+      EXPECT_EQ(e.expire_time().to_std_timepoint(), when.to_std_timepoint());
     }
   }
-  EXPECT_TRUE(store_->list_tokens().empty());
-  EXPECT_EQ(issuer->create_token(admin, "m1", {"127.0.0.1"}, "admin", 1, "1h", token, true).profile,
-            "admin");
-  EXPECT_EQ(issuer->create_token(admin, "n1", {"127.0.0.2"}, "kubelet", 1, "1h", token).profile,
-            "kubelet");
-  EXPECT_EQ(issuer->create_token(admin, "kp", {}, "kube-proxy", 1, "1h", token).profile,
-            "kube-proxy");
-  // The store-side entry point (the CLI's) refuses it too.
-  TokenRequest tr;
-  tr.node = "m1";
-  tr.profile = "etcd-server";
-  tr.ips = {"127.0.0.1"};
-  EXPECT_THROW(create_token(*store_, tr, unix_now()), InputError);
-  tr.allow_privileged = true;
-  EXPECT_EQ(create_token(*store_, tr, unix_now()).second.profile, "etcd-server");
-}
-
-TEST_F(IssuerTest, MetricsFollowIssuanceAndRevocation) {
-  Metrics m;
-  IssuerOptions o;
-  o.metrics = &m;
-  auto issuer = Make(o);
-  auto live = [&] {
-    const std::string t = m.render(unix_now());
-    const std::string k = "kubeca_certificates_live{profile=\"kubelet\"} ";
-    const auto at = t.find(k);
-    return at == std::string::npos ? 0 : std::stoi(t.substr(at + k.size()));
-  };
-  EXPECT_EQ(live(), 0);
-  TokenRequest tr;
-  tr.node = "n1";
-  tr.ips = {"127.0.0.2"};
-  tr.uses = 2;
-  const auto [token, rec] = create_token(*store_, tr, unix_now());
-  Botan::RandomNumberGenerator& rng = thread_rng();
-  auto key = generate_key(KeyAlgorithm::kEcdsaP256, rng);
-  SignRequest r;
-  r.bearer = token;
-  r.has_csr = true;
-  r.csr_pem =
-      Botan::X509::create_cert_req(Botan::X509_Cert_Options(), *key, "SHA-256", rng).PEM_encode();
-  const Caller node{"10.0.0.1", std::nullopt};
-  const Issuance first = issuer->sign(node, r);
-  issuer->sign(node, r);
-  EXPECT_EQ(live(), 2);
-  const std::string text = m.render(unix_now());
-  EXPECT_NE(text.find("kubeca_certificates_issued_total{profile=\"kubelet\"} 2\n"),
-            std::string::npos);
-  EXPECT_NE(text.find("kubeca_certificate_soonest_expiry_seconds{profile=\"kubelet\"} "),
-            std::string::npos);
-  RevokeRequest rv;
-  rv.serial = first.serial;
-  issuer->revoke(node, rv);
-  issuer->revoke(node, rv);  // twice: counted once
-  EXPECT_EQ(live(), 1);
-  // A second Issuer on the same store starts from what the store holds.
-  Metrics m2;
-  o.metrics = &m2;
-  auto again = Make(o);
-  EXPECT_NE(m2.render(unix_now()).find("kubeca_certificates_live{profile=\"kubelet\"} 1\n"),
-            std::string::npos);
+  // A restart continues the numbers from the store.
+  issuer_ = make_issuer(config_);
+  EXPECT_GT(crl().crl_number(), two.crl_number());
+  // A revocation through the store alone (the CLI) reaches the kept CRL.
+  auto k3 = key();
+  const Issuance c = sign(token("n1", "127.0.0.2"), *k3);
+  const auto before = crl();
+  ASSERT_TRUE(store_->revoke_certificate(c.serial, 1, unix_now()));
+  const auto after = crl();
+  EXPECT_GT(after.crl_number(), before.crl_number());
+  EXPECT_EQ(after.get_revoked().size(), 3u);
 }
 
 }  // namespace

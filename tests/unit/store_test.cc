@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -30,7 +31,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr int64_t kNow = 1'800'000'000;
-constexpr int64_t kSchemaVersion = 2;  // the store's current schema
+constexpr int64_t kSchemaVersion = 3;  // the store's current schema
 const std::string kPinA = "sha256:" + std::string(64, 'a');
 const std::string kPinB = "sha256:" + std::string(64, 'b');
 
@@ -44,6 +45,9 @@ CertRecord make_cert(const std::string& serial, int64_t not_before = kNow) {
   c.not_after = not_before + 86400;
   c.requester = "token:abc123";
   c.pem = "-----BEGIN CERTIFICATE-----\nMIIB" + serial + "\n-----END CERTIFICATE-----\n";
+  c.key_hash = "k-" + serial;
+  c.node = "n1";
+  c.identity = "kubelet|n1";
   return c;
 }
 
@@ -71,6 +75,9 @@ void expect_same(const CertRecord& a, const CertRecord& b) {
   EXPECT_EQ(a.pem, b.pem);
   EXPECT_EQ(a.revoked_at, b.revoked_at);
   EXPECT_EQ(a.reason, b.reason);
+  EXPECT_EQ(a.key_hash, b.key_hash);
+  EXPECT_EQ(a.node, b.node);
+  EXPECT_EQ(a.identity, b.identity);
 }
 
 void expect_same(const TokenRecord& a, const TokenRecord& b) {
@@ -484,6 +491,100 @@ TEST_P(StoreTest, UseRaceHonoursUsesAllowed) {
   EXPECT_EQ(store_->find_token("aaaaaa")->uses, 13);
 }
 
+// Only the newest certificate of an identity renews: newest by not_before, then by the
+// order of insertion (renewals within one second share a not_before).
+TEST_P(StoreTest, NewestOfIdentity) {
+  EXPECT_FALSE(store_->newest_of_identity("kubelet|n1"));
+  CertRecord a = make_cert("0a", kNow), b = make_cert("0b", kNow + 10),
+             c = make_cert("01", kNow + 10);
+  CertRecord other = make_cert("ff", kNow + 100);
+  other.identity = "kubelet|n2";
+  ASSERT_TRUE(store_->insert_certificate(b));
+  ASSERT_TRUE(store_->insert_certificate(a));  // older, stored later: still older
+  EXPECT_EQ(store_->newest_of_identity("kubelet|n1")->serial, "0b");
+  ASSERT_TRUE(store_->insert_certificate(c));  // same not_before as 0b, stored later
+  ASSERT_TRUE(store_->insert_certificate(other));
+  EXPECT_EQ(store_->newest_of_identity("kubelet|n1")->serial, "01");
+  EXPECT_EQ(store_->newest_of_identity("kubelet|n2")->serial, "ff");
+  // A certificate issued through a token counts as well.
+  ASSERT_TRUE(store_->insert_token(make_token("tok001")));
+  CertRecord d = make_cert("02", kNow + 20);
+  ASSERT_EQ(store_->use_token("tok001", d, kNow), TokenUse::kOk);
+  EXPECT_EQ(store_->newest_of_identity("kubelet|n1")->serial, "02");
+}
+
+TEST_P(StoreTest, CertificatesByKeyAndNode) {
+  CertRecord a = make_cert("0a"), b = make_cert("0b", kNow + 1), c = make_cert("0c");
+  b.key_hash = a.key_hash;
+  c.node = "n2";
+  for (const auto& r : {a, b, c}) ASSERT_TRUE(store_->insert_certificate(r));
+  auto same_key = store_->certificates_with_key(a.key_hash);
+  ASSERT_EQ(same_key.size(), 2u);
+  EXPECT_EQ(same_key[0].serial, "0a");
+  EXPECT_EQ(same_key[1].serial, "0b");
+  EXPECT_TRUE(store_->certificates_with_key("nothing").empty());
+  auto n1 = store_->certificates_of_node("n1");
+  ASSERT_EQ(n1.size(), 2u);
+  EXPECT_EQ(n1[0].serial, "0a");
+  auto n2 = store_->certificates_of_node("n2");
+  ASSERT_EQ(n2.size(), 1u);
+  expect_same(n2[0], c);
+}
+
+TEST_P(StoreTest, FillCertificateIdentityOnlyWhenMissing) {
+  CertRecord old = make_cert("0a");
+  old.key_hash = old.node = old.identity = "";
+  ASSERT_TRUE(store_->insert_certificate(old));
+  ASSERT_TRUE(store_->insert_certificate(make_cert("0b")));
+  EXPECT_TRUE(store_->fill_certificate_identity("0a", "k", "n9", "id"));
+  const auto a = store_->find_certificate("0a");
+  EXPECT_EQ(a->key_hash, "k");
+  EXPECT_EQ(a->node, "n9");
+  EXPECT_EQ(a->identity, "id");
+  EXPECT_FALSE(store_->fill_certificate_identity("0a", "x", "x", "x"));
+  EXPECT_FALSE(store_->fill_certificate_identity("0b", "x", "x", "x"));
+  EXPECT_FALSE(store_->fill_certificate_identity("99", "x", "x", "x"));
+  EXPECT_EQ(store_->find_certificate("0b")->key_hash, "k-0b");
+}
+
+// The revocation count moves once per new revocation, never for a repeat or an unknown serial.
+TEST_P(StoreTest, RevocationCount) {
+  ASSERT_TRUE(store_->insert_certificate(make_cert("0a")));
+  ASSERT_TRUE(store_->insert_certificate(make_cert("0b")));
+  const int64_t start = store_->revocation_count();
+  EXPECT_EQ(start, 0);
+  ASSERT_TRUE(store_->revoke_certificate("0a", 1, kNow));
+  EXPECT_EQ(store_->revocation_count(), 1);
+  ASSERT_TRUE(store_->revoke_certificate("0a", 4, kNow + 50));
+  EXPECT_FALSE(store_->revoke_certificate("99", 1, kNow));
+  EXPECT_EQ(store_->revocation_count(), 1);
+  EXPECT_EQ(store_->find_certificate("0a")->revoked_at, kNow);
+  ASSERT_TRUE(store_->revoke_certificate("0b", 0, kNow + 60));
+  EXPECT_EQ(store_->revocation_count(), 2);
+  if (auto peer = open_peer()) {
+    EXPECT_EQ(peer->revocation_count(), 2);
+  }
+}
+
+// Every CRL takes a new number, strictly increasing, and reads the revoked records only.
+TEST_P(StoreTest, NextCrlNumbersAndRevoked) {
+  ASSERT_TRUE(store_->insert_certificate(make_cert("0a")));
+  ASSERT_TRUE(store_->insert_certificate(make_cert("0b")));
+  CrlBasis first = store_->next_crl();
+  EXPECT_EQ(first.number, 1);
+  EXPECT_TRUE(first.revoked.empty());
+  ASSERT_TRUE(store_->revoke_certificate("0b", 1, kNow));
+  CrlBasis second = store_->next_crl();
+  EXPECT_EQ(second.number, 2);
+  EXPECT_EQ(second.revocations, 1);
+  ASSERT_EQ(second.revoked.size(), 1u);
+  EXPECT_EQ(second.revoked[0].serial, "0b");
+  EXPECT_EQ(second.revoked[0].revoked_at, kNow);
+  if (auto peer = open_peer()) {
+    EXPECT_EQ(peer->next_crl().number, 3);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreTest,
                          ::testing::Values(Backend::kMemory, Backend::kSqliteMemory,
                                            Backend::kSqliteFile, Backend::kEtcd),
@@ -804,6 +905,82 @@ TEST_F(SqliteFileTest, TwoStoresSharedByThreads) {
     EXPECT_EQ(revoked, kThreads * kOps / 2);
     for (const TokenRecord& t : s->list_tokens()) EXPECT_EQ(t.uses, kOps / 2) << t.id;
   }
+}
+
+// Group commit: writes from many threads share transactions; each write still returns only
+// after its own commit, a failing write (a duplicate serial) fails alone, and every other
+// write of its batch lands.
+TEST_F(SqliteFileTest, ConcurrentWritesShareCommitsAndFailAlone) {
+  auto store = open_store(url());
+  ASSERT_TRUE(store->insert_certificate(make_cert("dup")));
+  constexpr int kThreads = 16, kEach = 40;
+  for (int t = 0; t < kThreads; ++t)
+    ASSERT_TRUE(store->insert_token(make_token("tok" + std::to_string(100 + t), kEach)));
+  std::atomic<int> ok{0}, dup{0};
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        const std::string serial = std::to_string(t) + "-" + std::to_string(i);
+        if (store->use_token("tok" + std::to_string(100 + t), make_cert(serial), kNow) ==
+            TokenUse::kOk)
+          ++ok;
+        if (i % 10 == 0 && !store->insert_certificate(make_cert("dup"))) ++dup;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(ok, kThreads * kEach);
+  EXPECT_EQ(dup, kThreads * kEach / 10);
+  // What another connection reads is what was acknowledged.
+  auto peer = open_store(url());
+  EXPECT_EQ(peer->list_certificates().size(), static_cast<size_t>(kThreads * kEach + 1));
+  for (int t = 0; t < kThreads; ++t)
+    EXPECT_EQ(peer->find_token("tok" + std::to_string(100 + t))->uses, kEach);
+  std::cout << "group commit: " << kThreads * kEach << " token uses from " << kThreads
+            << " threads in " << secs << " s (" << (kThreads * kEach) / secs << "/s)\n";
+}
+
+// A restart never hands out a CRL Number again: the counter is in the file.
+TEST_F(SqliteFileTest, CrlNumberSurvivesReopen) {
+  {
+    auto store = open_store(url());
+    EXPECT_EQ(store->next_crl().number, 1);
+    EXPECT_EQ(store->next_crl().number, 2);
+  }
+  EXPECT_EQ(open_store(url())->next_crl().number, 3);
+}
+
+// A version-1 database moves to the new schema with its rows, its revocations counted.
+TEST_F(SqliteFileTest, MigratesVersionOne) {
+  raw_exec(db(),
+           "CREATE TABLE certificates (serial TEXT PRIMARY KEY NOT NULL, profile TEXT NOT NULL,"
+           " subject TEXT NOT NULL, sans TEXT NOT NULL, not_before INTEGER NOT NULL,"
+           " not_after INTEGER NOT NULL, status TEXT NOT NULL, requester TEXT NOT NULL,"
+           " pem TEXT NOT NULL, revoked_at INTEGER NOT NULL DEFAULT 0,"
+           " reason INTEGER NOT NULL DEFAULT 0);"
+           "CREATE INDEX certificates_by_not_before ON certificates (not_before, serial);"
+           "CREATE TABLE tokens (id TEXT PRIMARY KEY NOT NULL, secret_hash TEXT NOT NULL,"
+           " node TEXT NOT NULL, ips TEXT NOT NULL, profile TEXT NOT NULL,"
+           " created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
+           " uses_allowed INTEGER NOT NULL, uses INTEGER NOT NULL DEFAULT 0,"
+           " revoked INTEGER NOT NULL DEFAULT 0);"
+           "INSERT INTO certificates VALUES ('0a', 'kubelet', 'CN=a', '[]', 1, 2, 'revoked',"
+           " 'cli', 'pem', 5, 1);"
+           "INSERT INTO certificates VALUES ('0b', 'kubelet', 'CN=b', '[]', 1, 2, 'good',"
+           " 'cli', 'pem', 0, 0);"
+           "PRAGMA user_version = 1; PRAGMA application_id = 1802855011;");
+  auto store = open_store(url());
+  EXPECT_EQ(raw_pragma(db(), "user_version"), kSchemaVersion);
+  EXPECT_EQ(store->revocation_count(), 1);
+  const auto a = store->find_certificate("0a");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->status, "revoked");
+  EXPECT_EQ(a->key_hash, "");
+  EXPECT_EQ(store->next_crl().revoked.size(), 1u);
 }
 
 TEST(TokenUseTest, ToStringNamesEveryOutcome) {

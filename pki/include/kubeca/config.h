@@ -51,6 +51,9 @@ struct Config {
   // renew) record in the store and give leaves the service's CRL distribution point.
   bool signer_url_named = false;
   bool signer_store_named = false;
+  // Renewals over /v1/renew per identity within renew_window; more get 429.
+  int renew_limit = 6;
+  std::chrono::seconds renew_window = std::chrono::hours(1);
 
   // https://MASTER_HOST:6443 (modern) or https://MASTER_HOST (the seed's port 443).
   std::string apiserver_url() const;

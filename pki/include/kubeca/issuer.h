@@ -64,6 +64,7 @@ struct Issuance {
   std::string subject;
   std::string profile;
   TimePoint not_after;
+  bool replay = false;  // a retry that got the certificate it was already given
 };
 
 struct RevokeRequest {
@@ -93,6 +94,9 @@ class Issuer {
   void revoke_token(const Caller& caller, const std::string& id);
   std::vector<CertRecord> list_certificates();
   CertRecord revoke(const Caller& caller, const RevokeRequest& request);
+  // Revokes every unexpired certificate of a node; returns them (none: 404).
+  std::vector<CertRecord> revoke_node(const Caller& caller, const std::string& node,
+                                      const std::optional<std::string>& reason);
 
   // The current CRL: made again on revocation and before half its life.
   Crl current_crl();

@@ -22,7 +22,17 @@ struct CertRecord {
   std::string requester;        // "token:abcdef", "renew:SERIAL", "cli"
   std::string pem;
   int64_t revoked_at = 0;
-  int reason = 0;  // RFC 5280 CRLReason code
+  int reason = 0;        // RFC 5280 CRLReason code
+  std::string key_hash;  // hex SHA-256 of the SubjectPublicKeyInfo
+  std::string node;      // the node it was issued to (token's node, kubelet's name), or ""
+  std::string identity;  // profile, subject, SANs and node: what a renewal keeps
+};
+
+// What a new CRL is made from, read in the transaction that takes its number.
+struct CrlBasis {
+  int64_t number = 0;       // the CRL Number for the new CRL: one more than the last one taken
+  int64_t revocations = 0;  // revocation_count() at that moment
+  std::vector<CertRecord> revoked;
 };
 
 struct TokenRecord {
@@ -61,7 +71,22 @@ class Store {
   virtual std::optional<CertRecord> find_certificate(const std::string& serial) = 0;
   virtual std::vector<CertRecord> list_certificates() = 0;  // ordered by not_before, serial
   // False when the serial is unknown; revoking twice keeps the first time and reason.
+  // A new revocation also bumps revocation_count().
   virtual bool revoke_certificate(const std::string& serial, int reason, int64_t now) = 0;
+  // The newest certificate of an identity: latest not_before, then latest stored.
+  virtual std::optional<CertRecord> newest_of_identity(const std::string& identity) = 0;
+  // Every certificate for the public key with this hash.
+  virtual std::vector<CertRecord> certificates_with_key(const std::string& key_hash) = 0;
+  virtual std::vector<CertRecord> certificates_of_node(const std::string& node) = 0;
+  // Fills key_hash, node and identity of a record stored without them (before schema 2);
+  // false when the serial is unknown or the record has them already.
+  virtual bool fill_certificate_identity(const std::string& serial, const std::string& key_hash,
+                                         const std::string& node, const std::string& identity) = 0;
+  // How many revocations the store has seen: a cheap way to tell that the CRL is stale.
+  virtual int64_t revocation_count() = 0;
+  // In one transaction: takes the next CRL Number (persisted, never handed out twice) and
+  // reads the revoked certificates.
+  virtual CrlBasis next_crl() = 0;
 
   // False when the id exists.
   virtual bool insert_token(const TokenRecord& token) = 0;
