@@ -80,6 +80,7 @@ std::string new_version(const fs::path& store, const std::string& cert_pem,
       "v" + std::to_string(std::chrono::system_clock::now().time_since_epoch().count()) + "-" +
       std::to_string(rd() % 100000);
   fs::create_directory(store / name);
+  fs::permissions(store / name, fs::perms::owner_all, fs::perm_options::replace);  // a key's
   write_file_atomic(store / name / "key.pem", key_pem, 0600);
   write_file_atomic(store / name / "cert.pem", cert_pem, 0644);
   return name;
