@@ -9,6 +9,7 @@ packages=(
   openssl gnutls-bin kubectl etcd-server etcd-client systemd curl
   golang-cfssl wrk strace util-linux  # strace: the order of init's syncs and renames
   nodejs python3  # bootstrap tests: npm schema validation, free ports
+  help2man man-db  # the man page, built from the commands' --help, and its test
 )
 missing=()
 for p in "${packages[@]}"; do
