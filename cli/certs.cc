@@ -31,7 +31,8 @@ int cmd_certs(const std::vector<std::string>& args) {
       "config,c", po::value<std::string>(),
       "renew: cluster.yaml, to record in signer.store and name signer.url's CRL")(
       "env-file", po::value<std::string>(), "renew: the seed's shell variables")(
-      "name", po::value<std::string>(), "renew: all, or a certificate (apiserver, etcd/server)")(
+      "name", po::value<std::string>(),
+      "renew: all, or a name the table prints (apiserver, etcd/server, admin.conf)")(
       "json", "print as JSON");
   po::positional_options_description pos;
   pos.add("action", 1).add("name", 1);
@@ -42,7 +43,8 @@ int cmd_certs(const std::vector<std::string>& args) {
              "       kubeca certs ca-hash --pki DIR   (the CA pin, as kubeca ca pin)\n\n"
              "Lists every certificate in the PKI folder (and in its kubeconfigs) with\n"
              "its expiry, residual time, CA, serial and status. renew issues the same\n"
-             "identity again with a new validity, offline, with the CA key in DIR.\n"
+             "identity again with a new validity, offline, with the CA key in DIR; a\n"
+             "kubeconfig's name (admin.conf) renews the certificate it embeds and rewrites it.\n"
              "A key without its certificate is listed as MISSING, a file that does not\n"
              "parse as INVALID (status missing / invalid and an error in --json); renew\n"
              "refuses to run while one it would renew is broken.",

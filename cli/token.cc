@@ -88,8 +88,9 @@ int cmd_token(const std::vector<std::string>& args) {
   }
   const std::string action = vm["action"].as<std::string>();
   const bool as_json = vm.count("json") > 0;
-  if (action != "create" && (vm.count("print-join-command") || vm.count("pki"))) {
-    throw UsageError("--print-join-command and --pki go with token create");
+  if (action != "create" &&
+      (vm.count("print-join-command") || vm.count("pki") || vm.count("config"))) {
+    throw UsageError("--print-join-command, --pki and --config go with token create");
   }
   if (action == "create") {
     if (!vm.count("node")) throw UsageError("token create needs --node");
