@@ -221,7 +221,8 @@ NodeRequestResult node_request(const NodeRequestOptions& o) {
   for (auto& ch : pin) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   if (pin.rfind("sha256:", 0) != 0 || pin.size() != 7 + 64) {
     throw InputError(
-        "--ca-hash: expected sha256: and 64 hex digits (see `kubeca demo` or "
+        "--ca-hash: expected sha256: and 64 hex digits (on the master: `kubeca ca pin --pki DIR`, "
+        "or "
         "`openssl x509 -pubkey | openssl pkey -pubin -outform der | sha256sum`)");
   }
   const auto algorithm = parse_key_algorithm(o.key_algorithm);

@@ -45,6 +45,7 @@ bad "store without --pki" "--pki" token create --store "$STORE" --config "$D/clu
 bad "--pki without the flag" "--print-join-command" token create --store "$STORE" --pki "$D/pki" --node n3 --ip 127.0.0.4
 bad "--pki nowhere" "does not exist" token create --store "$STORE" --config "$D/cluster.yaml" --pki "$T/nowhere" --node n3 --ip 127.0.0.4 --print-join-command
 bad "on list" "token create" token list --store "$STORE" --print-join-command
+bad "request, bad pin: names ca pin" "kubeca ca pin --pki DIR" request --server "$URL" --token abcdef.0123456789abcdef --ca-hash sha256:12 --out-dir "$T/x" --name n3
 after=$("$KUBECA" token list --store "$STORE" --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 check "no token made by the bad ones ($before, $after)" '[ "$before" = "$after" ]'
 check "--help says the token file is preferred" '"$KUBECA" token --help | grep -q -- "--token-file"'
