@@ -17,6 +17,11 @@ std::string upper(std::string s) {
 }  // namespace
 
 int cmd_certs(const std::vector<std::string>& args) {
+  if (!args.empty() && args[0] == "ca-hash") {
+    return print_folder_ca_pin(
+        {args.begin() + 1, args.end()},
+        "Usage: kubeca certs ca-hash --pki DIR   (the same as kubeca ca pin)");
+  }
   po::options_description desc("Options");
   desc.add_options()("action", po::value<std::string>()->required(), "list | check-expiration")(
       "pki", po::value<std::string>()->required(), "the PKI folder")(
@@ -26,17 +31,20 @@ int cmd_certs(const std::vector<std::string>& args) {
       "config,c", po::value<std::string>(),
       "renew: cluster.yaml, to record in signer.store and name signer.url's CRL")(
       "env-file", po::value<std::string>(), "renew: the seed's shell variables")(
-      "name", po::value<std::string>(), "renew: all, or a certificate (apiserver, etcd/server)")(
+      "name", po::value<std::string>(),
+      "renew: all, or a name the table prints (apiserver, etcd/server, admin.conf)")(
       "json", "print as JSON");
   po::positional_options_description pos;
   pos.add("action", 1).add("name", 1);
   po::variables_map vm;
   if (!parse(args,
              "Usage: kubeca certs list|check-expiration --pki DIR [--json]\n"
-             "       kubeca certs renew all|NAME --pki DIR [--rotate-key] [--config F]\n\n"
+             "       kubeca certs renew all|NAME --pki DIR [--rotate-key] [--config F]\n"
+             "       kubeca certs ca-hash --pki DIR   (the CA pin, as kubeca ca pin)\n\n"
              "Lists every certificate in the PKI folder (and in its kubeconfigs) with\n"
              "its expiry, residual time, CA, serial and status. renew issues the same\n"
-             "identity again with a new validity, offline, with the CA key in DIR.\n"
+             "identity again with a new validity, offline, with the CA key in DIR; a\n"
+             "kubeconfig's name (admin.conf) renews the certificate it embeds and rewrites it.\n"
              "A key without its certificate is listed as MISSING, a file that does not\n"
              "parse as INVALID (status missing / invalid and an error in --json); renew\n"
              "refuses to run while one it would renew is broken.",
@@ -55,8 +63,8 @@ int cmd_certs(const std::vector<std::string>& args) {
     std::string broken;
     for (const auto& c :
          list_certificates(vm["pki"].as<std::string>(), std::chrono::system_clock::now())) {
-      if (c.broken() && !c.is_ca && (name == "all" || name == c.name) &&
-          c.name.find(".conf") == std::string::npos) {
+      const bool conf = c.name.find(".conf") != std::string::npos;
+      if (c.broken() && !c.is_ca && (name == c.name || (name == "all" && !conf))) {
         broken +=
             (broken.empty() ? "" : "; ") + c.name + " is " + upper(c.status) + " (" + c.error + ")";
       }

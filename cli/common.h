@@ -76,5 +76,11 @@ int cmd_revoke(const std::vector<std::string>& args);
 int cmd_crl(const std::vector<std::string>& args);
 int cmd_demo(const std::vector<std::string>& args);
 int cmd_store(const std::vector<std::string>& args);
+int cmd_ca(const std::vector<std::string>& args);
+
+// DIR/ca.pem's pin, "sha256:HEX" (InputError when it is missing or not a certificate).
+std::string folder_ca_pin(const std::string& pki);
+// `ca pin` and `certs ca-hash`: parses --pki and prints the pin.
+int print_folder_ca_pin(const std::vector<std::string>& args, const std::string& usage);
 
 }  // namespace kubeca::cli

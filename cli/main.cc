@@ -11,11 +11,15 @@ using namespace kubeca::cli;
 
 namespace {
 
+int cmd_version(const std::vector<std::string>& args);
+int cmd_completion(const std::vector<std::string>& args);
+
 const Command kCommands[] = {
     {"init", "create the cluster PKI and kubeconfigs (idempotent)", cmd_init},
     {"issue", "issue one certificate of a profile from the CA", cmd_issue},
     {"kubeconfig", "write a kubeconfig for a certificate in the PKI", cmd_kubeconfig},
-    {"certs", "list, check-expiration, renew: the PKI's certificates and their expiry", cmd_certs},
+    {"certs", "list, check-expiration, renew, ca-hash: the PKI's certificates", cmd_certs},
+    {"ca", "pin: print the CA pin (sha256:HEX) that nodes check", cmd_ca},
     {"serve", "run the HTTPS signing service", cmd_serve},
     {"token", "create, list, revoke: bootstrap tokens for nodes", cmd_token},
     {"request", "on a node: get its certificate with a token and the CA pin", cmd_request},
@@ -25,7 +29,79 @@ const Command kCommands[] = {
     {"crl", "write the current certificate revocation list", cmd_crl},
     {"store", "migrate: move the signer's records to another store (SQLite, etcd)", cmd_store},
     {"demo", "the whole story on this machine, in a temporary folder", cmd_demo},
+    {"version", "print kubeca's version (as --version)", cmd_version},
+    {"completion",
+     "bash: print a bash completion script (source it, or put it in "
+     "/etc/bash_completion.d/kubeca)",
+     cmd_completion},
 };
+
+// The words after a command that take sub-actions, for completion.
+const std::pair<const char*, const char*> kActions[] = {
+    {"certs", "list check-expiration renew ca-hash"},
+    {"token", "create list revoke"},
+    {"ca", "pin"},
+    {"store", "migrate"},
+    {"bootstrap", "master worker etcd addons"},
+    {"completion", "bash"},
+};
+
+int cmd_version(const std::vector<std::string>& args) {
+  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
+    std::cout << "Usage: kubeca version\n\nPrints kubeca's version.\n";
+    return 0;
+  }
+  if (!args.empty()) throw UsageError("unexpected argument \"" + args[0] + "\" (see --help)");
+  std::cout << "kubeca " KUBECA_VERSION "\n";
+  return 0;
+}
+
+// Commands and actions come from the tables above; options from each command's own --help,
+// asked when they are completed, so the script never lags behind the binary.
+int cmd_completion(const std::vector<std::string>& args) {
+  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
+    std::cout << "Usage: kubeca completion bash\n\n"
+                 "Prints a bash completion script: source <(kubeca completion bash), or\n"
+                 "kubeca completion bash > /etc/bash_completion.d/kubeca\n";
+    return 0;
+  }
+  if (args.size() != 1) throw UsageError("completion needs one shell: bash");
+  if (args[0] != "bash") {
+    throw UsageError("completion: unsupported shell \"" + args[0] + "\" (bash)");
+  }
+  std::string commands;
+  for (const auto& c : kCommands) commands += std::string(commands.empty() ? "" : " ") + c.name;
+  std::cout << "# bash completion for kubeca " KUBECA_VERSION
+               "\n"
+               "_kubeca() {\n"
+               "  local cur=${COMP_WORDS[COMP_CWORD]} cmd=${COMP_WORDS[1]}\n"
+               "  COMPREPLY=()\n"
+               "  if [ \"$COMP_CWORD\" -eq 1 ]; then\n"
+               "    COMPREPLY=($(compgen -W \""
+            << commands
+            << " --help --version\" -- \"$cur\"))\n"
+               "    return 0\n"
+               "  fi\n"
+               "  if [[ $cur == -* ]]; then\n"
+               "    local opts\n"
+               "    opts=$(\"${COMP_WORDS[0]}\" \"$cmd\" --help 2>/dev/null |"
+               " grep -oE -- '--[a-z][a-z0-9-]*' | sort -u)\n"
+               "    COMPREPLY=($(compgen -W \"$opts\" -- \"$cur\"))\n"
+               "    return 0\n"
+               "  fi\n"
+               "  if [ \"$COMP_CWORD\" -eq 2 ]; then\n"
+               "    case $cmd in\n";
+  for (const auto& [cmd, actions] : kActions) {
+    std::cout << "      " << cmd << ") COMPREPLY=($(compgen -W \"" << actions
+              << "\" -- \"$cur\")); return 0 ;;\n";
+  }
+  std::cout << "    esac\n"
+               "  fi\n"
+               "  COMPREPLY=($(compgen -f -- \"$cur\"))\n"
+               "}\n"
+               "complete -o filenames -F _kubeca kubeca\n";
+  return 0;
+}
 
 void usage(std::ostream& out) {
   out << "kubeca " KUBECA_VERSION

@@ -101,6 +101,10 @@ int cmd_serve(const std::vector<std::string>& args) {
   // serve may make the store; it belongs to this CA from then on.
   auto store = open_store(store_url, OpenMode::kCreate);
   store->bind_ca(ca_pin(load_ca(pki, Profile::kCa, config.flavor)->certificate()));
+  // A fresh host has no /var/log/kubeca yet: the log's folder is made, as the store's is.
+  if (const auto dir = fs::path(o.audit_log).parent_path(); !dir.empty()) {
+    fs::create_directories(dir);
+  }
   SigningServer server(config, pki, std::move(store), o);
   const int port = server.start();
   std::cerr << "kubeca: serving on https://" << o.host << ":" << port << " (store " << store_url

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "common.h"
+#include "kubeca/kubeconfig.h"
 #include "kubeca/pki.h"
 #include "kubeca/profile.h"
 
@@ -10,6 +11,50 @@ namespace kubeca::cli {
 
 namespace {
 using Clock = std::chrono::system_clock;
+
+// --print-join-command: the `kubeca request` line a node runs, as `kubeadm token create
+// --print-join-command` prints `kubeadm join`.
+void add_join_options(po::options_description& desc) {
+  desc.add_options()("print-join-command",
+                     "create: print the node's `kubeca request` line (server, token, CA pin)")(
+      "pki", po::value<std::string>(), "create: the PKI folder whose CA is pinned")(
+      "config,c", po::value<std::string>(), "create, with --store: cluster.yaml (signer.url)");
+}
+
+struct JoinTarget {
+  std::string servers;  // the signer's URL(s), comma-separated
+  std::string pin;      // sha256:HEX
+};
+
+// Where the node goes and what it pins, found before the token is made so that a bad
+// combination creates nothing.
+JoinTarget join_target(const po::variables_map& vm, AdminTarget& t) {
+  JoinTarget j;
+  if (vm.count("server")) {
+    j.servers = vm["server"].as<std::string>();
+  } else if (vm.count("kubeconfig")) {
+    j.servers = read_kubeconfig(vm["kubeconfig"].as<std::string>()).server;
+  } else if (vm.count("config")) {
+    j.servers = load_config_from(vm).signer_url;
+  } else {
+    throw UsageError("--print-join-command with --store needs --config (its signer.url)");
+  }
+  if (vm.count("pki")) {
+    j.pin = folder_ca_pin(vm["pki"].as<std::string>());
+  } else if (t.api) {
+    const HttpResult r = t.api->get("/v1/ca");
+    if (r.status != 200) throw std::runtime_error("fetching the CA: " + r.describe());
+    j.pin = ca_pin(parse_certificate_pem(first_certificate_pem(r.body)));
+  } else {
+    throw UsageError("--print-join-command with --store needs --pki DIR (the CA to pin)");
+  }
+  return j;
+}
+
+std::string join_command(const JoinTarget& j, const std::string& token, const std::string& node) {
+  return "kubeca request --server " + j.servers + " --token " + token + " --ca-hash " + j.pin +
+         " --out-dir /etc/kubernetes/pki --name " + node;
+}
 }  // namespace
 
 int cmd_token(const std::vector<std::string>& args) {
@@ -25,6 +70,7 @@ int cmd_token(const std::vector<std::string>& args) {
       "create: allow a profile other than kubelet or kube-proxy (admin, apiserver, etcd-*, ...)")(
       "json", "print as JSON");
   add_admin_options(desc);
+  add_join_options(desc);
   po::positional_options_description pos;
   pos.add("action", 1).add("id", 1);
   po::variables_map vm;
@@ -35,12 +81,21 @@ int cmd_token(const std::vector<std::string>& args) {
              "Against the store (--store sqlite:PATH) or a running service as an admin\n"
              "(--kubeconfig FILE, or --server URL --certificate-authority ca.pem\n"
              "--client-certificate admin.pem --client-key admin-key.pem).\n"
-             "A token is printed once; only its hash is stored.",
+             "A token is printed once; only its hash is stored.\n"
+             "--print-join-command prints the node's line instead: kubeca request --server URL\n"
+             "--token TOKEN --ca-hash sha256:HEX ... (the pin from --pki DIR, else the\n"
+             "service's /v1/ca; with --store, the URL from --config's signer.url). On a host,\n"
+             "prefer the token in a file: --token-file FILE (chmod 600), since a command\n"
+             "line is visible to everyone in ps.",
              desc, vm, &pos)) {
     return 0;
   }
   const std::string action = vm["action"].as<std::string>();
   const bool as_json = vm.count("json") > 0;
+  if (action != "create" &&
+      (vm.count("print-join-command") || vm.count("pki") || vm.count("config"))) {
+    throw UsageError("--print-join-command, --pki and --config go with token create");
+  }
   if (action == "create") {
     if (!vm.count("node")) throw UsageError("token create needs --node");
     TokenRequest r;
@@ -63,6 +118,11 @@ int cmd_token(const std::vector<std::string>& args) {
                 << " grants cluster-wide power to whoever holds it; keep it short-lived\n";
     }
     AdminTarget t = admin_target(vm);
+    const bool join = vm.count("print-join-command") > 0;
+    if (!join && (vm.count("pki") || vm.count("config"))) {
+      throw UsageError("--pki and --config go with --print-join-command");
+    }
+    const JoinTarget jt = join ? join_target(vm, t) : JoinTarget{};
     nlohmann::json out;
     if (t.store) {
       auto [token, rec] = create_token(*t.store, r, unix_now());
@@ -77,8 +137,15 @@ int cmd_token(const std::vector<std::string>& args) {
                                               {"allow_privileged", r.allow_privileged}}),
                    201, "token create");
     }
+    if (join) {
+      out["join_command"] = join_command(jt, out["token"], r.node);
+    }
     if (as_json) {
       print_json(out);
+    } else if (join) {
+      std::cout << out["join_command"].get<std::string>() << "\n"
+                << "# on a host, prefer --token-file FILE (chmod 600) to --token: a command line "
+                   "is visible in ps\n";
     } else {
       std::cout << out["token"].get<std::string>() << "\n";
       std::cerr << "token " << out["id"].get<std::string>() << " for node "

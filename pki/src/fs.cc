@@ -182,8 +182,19 @@ void write_files_atomic(const std::vector<std::vector<FileWrite>>& groups) {
   }
 }
 
+void create_private_directories(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (dir.empty() || std::filesystem::is_directory(dir, ec)) return;
+  create_private_directories(dir.parent_path());
+  if (::mkdir(dir.c_str(), 0700) == 0) {
+    if (::chmod(dir.c_str(), 0700) != 0) fail("cannot chmod", dir);  // the umask had its say
+  } else if (errno != EEXIST) {
+    fail("cannot create", dir);
+  }
+}
+
 FolderLock::FolderLock(const std::filesystem::path& dir) {
-  std::filesystem::create_directories(dir);
+  create_private_directories(dir);
   fd_ = open_dir(dir);
   if (fd_ < 0) fail("cannot open", dir);
   if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {

@@ -107,6 +107,7 @@ std::string new_version(const fs::path& store, const std::string& cert_pem,
       "v" + std::to_string(std::chrono::system_clock::now().time_since_epoch().count()) + "-" +
       std::to_string(rd() % 100000);
   fs::create_directory(store / name);
+  fs::permissions(store / name, fs::perms::owner_all, fs::perm_options::replace);  // a key's
   write_file_atomic(store / name / "key.pem", key_pem, 0600);
   write_file_atomic(store / name / "cert.pem", cert_pem, 0644);
   return name;
@@ -247,7 +248,8 @@ NodeRequestResult node_request(const NodeRequestOptions& o) {
   for (auto& ch : pin) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   if (pin.rfind("sha256:", 0) != 0 || pin.size() != 7 + 64) {
     throw InputError(
-        "--ca-hash: expected sha256: and 64 hex digits (see `kubeca demo` or "
+        "--ca-hash: expected sha256: and 64 hex digits (on the master: `kubeca ca pin --pki DIR`, "
+        "or "
         "`openssl x509 -pubkey | openssl pkey -pubin -outform der | sha256sum`)");
   }
   const auto algorithm = parse_key_algorithm(o.key_algorithm);

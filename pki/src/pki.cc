@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <ctime>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "kubeca/crl.h"
@@ -317,8 +318,10 @@ InitReport init_pki_locked(const Config& c, const fs::path& dir, TimePoint now,
 
   // Everything is computed: write it. Keys before certificates, so a crash in between
   // leaves a key that the next run reuses.
-  fs::create_directories(dir);
+  create_private_directories(dir);
   ::chmod(dir.c_str(), 0700);
+  // Subfolders (etcd/) are made here, 0700, not by the writes with the umask's 0755.
+  for (const auto& o : outputs) create_private_directories((dir / o.path).parent_path());
   std::stable_sort(outputs.begin(), outputs.end(),
                    [](const FileWrite& a, const FileWrite& b) { return a.mode < b.mode; });
   InitReport report;
@@ -509,6 +512,10 @@ struct Found {
   std::string name;
   fs::path path;
   Botan::X509_Certificate cert;
+  // A certificate found only inside a kubeconfig (no PEM file holds it): its key and PEM
+  // as embedded; renewing it rewrites the kubeconfig alone.
+  bool embedded = false;
+  std::string cert_pem, key_pem;
 };
 
 std::vector<Found> pem_certificates(const fs::path& dir) {
@@ -520,11 +527,48 @@ std::vector<Found> pem_certificates(const fs::path& dir) {
     }
     try {
       const std::string rel = p.lexically_relative(dir).string();
-      out.push_back({rel.substr(0, rel.size() - 4), p, parse_certificate_pem(read_file(p))});
+      out.push_back(
+          {rel.substr(0, rel.size() - 4), p, parse_certificate_pem(read_file(p)), false, "", ""});
     } catch (const std::exception&) {
     }
   }
   std::sort(out.begin(), out.end(), [](const Found& a, const Found& b) { return a.name < b.name; });
+  return out;
+}
+
+// What `certs renew NAME.conf` renews: the PEM file holding the kubeconfig's certificate, or
+// the embedded certificate itself when no file holds it. Null when it embeds none.
+std::optional<Found> kubeconfig_target(const fs::path& conf, const std::vector<Found>& pems) {
+  const auto creds = read_kubeconfig(conf.string());
+  if (creds.client_cert_pem.empty() || creds.client_key_pem.empty()) return std::nullopt;
+  const auto cert = parse_certificate_pem(creds.client_cert_pem);
+  for (const auto& f : pems) {
+    if (f.cert == cert) return f;
+  }
+  return Found{conf.filename().string(), conf, cert, true, creds.client_cert_pem,
+               creds.client_key_pem};
+}
+
+// The certificates only kubeconfigs hold, whose CA is in the folder: part of "all".
+std::vector<Found> embedded_only(const fs::path& dir, const std::vector<Found>& pems) {
+  std::vector<Found> out;
+  for (const fs::path& conf : visible_files(dir)) {
+    if (conf.extension() != ".conf") continue;
+    std::optional<Found> f;
+    try {
+      f = kubeconfig_target(conf, pems);
+    } catch (const std::exception&) {
+      continue;  // an INVALID kubeconfig: certs renew refuses before it gets here
+    }
+    if (!f || !f->embedded) continue;
+    for (const auto& c : pems) {
+      if (c.cert.is_CA_cert() && c.cert.subject_dn() == f->cert.issuer_dn()) {
+        f->name = conf.lexically_relative(dir).string();
+        out.push_back(*f);
+        break;
+      }
+    }
+  }
   return out;
 }
 
@@ -605,10 +649,28 @@ std::vector<Renewed> renew_offline(const fs::path& dir, const std::string& name,
   if (!fs::is_directory(dir)) throw InputError("--pki: " + dir.string() + " is not a folder");
   FolderLock lock(dir);
   const auto all = pem_certificates(dir);
+  std::vector<Found> conf_targets;  // kubeconfigs: by name, or "all"'s embedded-only ones
+  if (name == "all") {
+    conf_targets = embedded_only(dir, all);
+  } else if (fs::path(name).extension() == ".conf" && fs::is_regular_file(dir / name)) {
+    if (auto f = kubeconfig_target(dir / name, all)) conf_targets.push_back(*f);
+  }
   std::vector<const Found*> targets;
   for (const auto& f : all) {
     if (f.cert.is_CA_cert()) continue;
-    if (name == "all" || f.name == name) targets.push_back(&f);
+    const bool by_conf = !conf_targets.empty() && !conf_targets[0].embedded && name != "all" &&
+                         conf_targets[0].path == f.path;
+    if (name == "all" || f.name == name || by_conf) targets.push_back(&f);
+  }
+  for (const auto& f : conf_targets) {
+    if (f.embedded && !f.cert.is_CA_cert()) targets.push_back(&f);
+  }
+  for (const auto& f : all) {
+    if (f.cert.is_CA_cert() && f.name == name) {
+      throw InputError(name +
+                       " is a certificate authority: certs renew renews the certificates it "
+                       "signed, not the CA (see the operator guide on the CA's end of life)");
+    }
   }
   if (targets.empty()) {
     throw InputError("no certificate \"" + name + "\" in " + dir.string() +
@@ -635,8 +697,8 @@ std::vector<Renewed> renew_offline(const fs::path& dir, const std::string& name,
     }
     auto& ca = cas[issuer->name];
     if (!ca) ca = Ca::load(issuer->path, key_path(dir, issuer->name));
-    const fs::path kp = key_path(dir, f->name);
-    std::string key_pem = read_file(kp);
+    const fs::path kp = f->embedded ? f->path : key_path(dir, f->name);
+    std::string key_pem = f->embedded ? f->key_pem : read_file(kp);
     auto key = load_private_key_pem(key_pem);
     if (rotate_key) {
       key = generate_key(algorithm_of(*key), rng);
@@ -661,8 +723,9 @@ std::vector<Renewed> renew_offline(const fs::path& dir, const std::string& name,
   }
   std::vector<Renewed> out;
   for (const auto& p : plans) {
-    const std::string old_pem = read_file(p.f->path), new_pem = to_pem(p.cert);
-    install_pair(p.f->path, key_path(dir, p.f->name), new_pem, p.key_pem);
+    const std::string old_pem = p.f->embedded ? p.f->cert_pem : read_file(p.f->path);
+    const std::string new_pem = to_pem(p.cert);
+    if (!p.f->embedded) install_pair(p.f->path, key_path(dir, p.f->name), new_pem, p.key_pem);
     out.push_back({p.f->name, serial_hex(p.f->cert), serial_hex(p.cert),
                    rewrite_kubeconfigs(dir, old_pem, new_pem, p.key_pem)});
   }

@@ -27,7 +27,11 @@ struct FileWrite {
 // errors from Linux 5.8 on.
 void write_files_atomic(const std::vector<std::vector<FileWrite>>& groups);
 
-// An exclusive flock() on a folder (made if missing) for as long as the object lives: one
+// Makes `dir` and the parents that are missing, each 0700 whatever the umask: the PKI
+// folder and its subfolders (etcd/) hold keys. Folders that exist are left as they are.
+void create_private_directories(const std::filesystem::path& dir);
+
+// An exclusive flock() on a folder (made if missing, 0700) for as long as the object lives: one
 // kubeca at a time writes a PKI folder. A second one fails at once, naming the folder.
 class FolderLock {
  public:
