@@ -137,6 +137,31 @@ json etcd_members(const Config& c) {
   return members;
 }
 
+// The signing service on a modern master: its config, and the folders it may write.
+void add_serve_values(const Config& c, const BootstrapRequest& r, json& v) {
+  if (r.config_yaml.empty()) {
+    throw InputError(
+        "--config: bootstrap master (flavor modern) copies cluster.yaml to "
+        "/etc/kubeca/cluster.yaml for kubeca-serve.service; an --env-file alone is not enough");
+  }
+  v["cluster_yaml"] = r.config_yaml;
+  v["signer_state_dir"] = false;  // StateDirectory=: a folder under /var/lib, made by systemd
+  v["signer_rw_dir"] = false;     // ReadWritePaths=: a folder elsewhere, which must exist
+  if (c.signer_store.rfind("sqlite:", 0) != 0) return;  // etcd: no folder of its own
+  const fs::path db = c.signer_store.substr(7);
+  if (!db.is_absolute()) {
+    throw InputError("signer.store: \"" + c.signer_store +
+                     "\" must be an absolute path for kubeca-serve.service on the master");
+  }
+  const std::string dir = db.parent_path().lexically_normal().string();
+  const std::string var_lib = "/var/lib/";
+  if (dir.rfind(var_lib, 0) == 0 && dir.size() > var_lib.size()) {
+    v["signer_state_dir"] = dir.substr(var_lib.size());
+  } else {
+    v["signer_rw_dir"] = dir;
+  }
+}
+
 }  // namespace
 
 json template_values(const Config& c, const BootstrapRequest& r) {
@@ -156,6 +181,8 @@ json template_values(const Config& c, const BootstrapRequest& r) {
       {"dns_service_ip", c.dns_service_ip},
       {"etcd_endpoints", join(c.etcd_endpoints, ",")},
       {"signer_url", c.signer_url},
+      {"signer_urls", join(c.signer_urls, ",")},
+      {"signer_store", c.signer_store},
       {"is_master", false},
   };
   if (modern) {
@@ -191,6 +218,7 @@ json template_values(const Config& c, const BootstrapRequest& r) {
     v["node_ip"] = n->ip;
     v["is_master"] = n->name == c.master_name;
     if (modern) v["kubelet_pki"] = "kubelet-" + n->name;
+    if (modern && r.role == Role::kMaster) add_serve_values(c, r, v);
     if (!modern && r.role == Role::kWorker) v["worker_pki"] = n->name + "-worker";
   }
   if (r.role == Role::kEtcd) {
