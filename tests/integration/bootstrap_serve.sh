@@ -90,7 +90,7 @@ served=$(openssl s_client -connect "127.0.0.1:$PORT" -servername 127.0.0.1 </dev
 
 # An etcd store: the master's config carries the URL; serve writes no store folder.
 etcd_url="etcd://127.0.0.1:2379?ca=/etc/kubernetes/pki/etcd/ca.crt&cert=/etc/kubernetes/pki/apiserver-etcd-client.crt&key=/etc/kubernetes/pki/apiserver-etcd-client.key"
-sed "s|^  store: .*|  store: \"$etcd_url\"|" "$WORK/cluster.yaml" >"$WORK/etcd.yaml"
+sed "s|^  store: .*|  store: \"${etcd_url//&/\\&}\"|" "$WORK/cluster.yaml" >"$WORK/etcd.yaml"
 "$KUBECA" bootstrap master --config "$WORK/etcd.yaml" --pki "$pki" --root "$WORK/etcd-root" >/dev/null
 eunit="$WORK/etcd-root/etc/systemd/system/kubeca-serve.service"
 grep -qF "store: \"$etcd_url\"" "$WORK/etcd-root/etc/kubeca/cluster.yaml" \

@@ -112,7 +112,9 @@ TEST_F(BootstrapServe, TheStoreDecidesWhichFoldersServeMayWrite) {
   EXPECT_NE(files.at("/etc/kubeca/cluster.yaml").content.find(etcd), std::string::npos);
   for (const auto& l : lines) {
     EXPECT_EQ(l.rfind("StateDirectory", 0), std::string::npos) << l;
-    if (l.rfind("ReadWritePaths=", 0) == 0) EXPECT_EQ(l, "ReadWritePaths=/etc/kubeca/pki");
+    if (l.rfind("ReadWritePaths=", 0) == 0) {
+      EXPECT_EQ(l, "ReadWritePaths=/etc/kubeca/pki");
+    }
   }
   lines = Lines(Plan(with_store("sqlite:/srv/ca/kubeca.db"), Role::kMaster).at(kServe).content);
   EXPECT_TRUE(Has(lines, "ReadWritePaths=/srv/ca"));
@@ -157,9 +159,8 @@ TEST_F(BootstrapServe, NodeUnitsListEveryReplica) {
     const auto files = Plan(kYaml, role, node);
     for (const char* unit : {"/etc/systemd/system/kubeca-request.service",
                              "/etc/systemd/system/kubeca-renew.service"}) {
-      EXPECT_NE(files.at(unit).content.find(servers), std::string::npos)
-          << unit << ":\n"
-          << files.at(unit).content;
+      EXPECT_NE(files.at(unit).content.find(servers), std::string::npos) << unit << ":\n"
+                                                                         << files.at(unit).content;
     }
     EXPECT_EQ(files.count("/etc/kubeca/pki/ca-key.pem"), role == Role::kMaster ? 1u : 0u);
   }

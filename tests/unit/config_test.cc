@@ -416,9 +416,11 @@ TEST(ConfigValidation, SignerUrls) {
        R"(signer.url: "https://192.168.24.11" has no port (https://HOST:PORT))"},
   });
   ExpectValid({
-      {url, urls("[https://m1:8443, https://m2:8443, \"https://[fd00::3]:8443\", "
-                 "https://10.0.0.4:9443/]")},
-      {url, urls("https://m1:8443,https://m2:8443")},  // a comma-separated string
+      {url,
+       urls("[https://m1:8443, https://m2:8443, \"https://[fd00::3]:8443\", "
+            "https://10.0.0.4:9443/]"),
+       ""},
+      {url, urls("https://m1:8443,https://m2:8443"), ""},  // a comma-separated string
   });
   const Config c = Valid(With(url, urls("[https://m1.example.com:8443, https://10.0.0.2:8443]")));
   EXPECT_EQ(c.signer_urls,
