@@ -4,7 +4,9 @@
 # the rendered root) starts a `kubeca serve` that answers /readyz on 127.0.0.1 with the
 # signer certificate bootstrap copied, which names every replica of signer.urls. The
 # config it reads is the operator's cluster.yaml (0600); an etcd store lands there as given,
-# and the unit then writes no store folder. A bad signer.urls is exit 2, one line.
+# and the unit then writes no store folder. Two masters' units on one real etcd are both
+# ready, and with one of them killed a worker's request (both URLs) still gets its
+# certificate, recorded in etcd. A bad signer.urls is exit 2, one line.
 source "$(dirname "$0")/bootstrap_lib.sh"
 
 for tool in openssl curl systemd-analyze; do
@@ -98,6 +100,64 @@ grep -qF "store: \"$etcd_url\"" "$WORK/etcd-root/etc/kubeca/cluster.yaml" \
 verify "$eunit"
 [ "$(grep -c '^ReadWritePaths=' "$eunit")" = 1 ] && ! grep -q '^StateDirectory=' "$eunit" \
   || fail "with an etcd store serve may write more than its PKI: $(grep -E '^(ReadWrite|State)' "$eunit")"
+
+# Two masters on one etcd (TLS, kubeca's certificates): each unit's serve is a replica. The
+# store URL names the PKI's files here (the test's masters share a machine).
+command -v etcd >/dev/null || fail "etcd is missing (scripts/install-deps.sh: etcd-server)"
+CP=$(free_port)
+PP=$(free_port)
+etcd --name e1 --data-dir "$WORK/etcd" \
+  --listen-client-urls "https://127.0.0.1:$CP" --advertise-client-urls "https://127.0.0.1:$CP" \
+  --listen-peer-urls "http://127.0.0.1:$PP" --initial-advertise-peer-urls "http://127.0.0.1:$PP" \
+  --initial-cluster "e1=http://127.0.0.1:$PP" --listen-metrics-urls "" \
+  --cert-file "$pki/etcd/server.pem" --key-file "$pki/etcd/server-key.pem" \
+  --client-cert-auth --trusted-ca-file "$pki/etcd/ca.pem" >"$WORK/etcd.log" 2>&1 &
+PIDS+=($!)
+P2=$(free_port)
+store="etcd://127.0.0.1:$CP?ca=$pki/etcd/ca.pem&cert=$pki/apiserver-etcd-client.pem&key=$pki/apiserver-etcd-client-key.pem"
+sed -e "s|^  store: .*|  store: \"${store//&/\\&}\"|" \
+  -e "s|^  urls: .*|  urls: [\"https://127.0.0.1:$PORT\", \"https://127.0.0.1:$P2\"]|" \
+  "$WORK/cluster.yaml" >"$WORK/ha.yaml"
+kill "${PIDS[0]}" && wait "${PIDS[0]}" || true  # the SQLite serve gives its port back
+replica() {  # NAME [ARG...]: bootstrap master NAME and run its unit's ExecStart
+  local name=$1 r="$WORK/ha-$1" i
+  shift
+  "$KUBECA" bootstrap master --config "$WORK/ha.yaml" --pki "$pki" --root "$r" >/dev/null
+  read -r -a argv <<<"$(unit_exec_start "$r/etc/systemd/system/kubeca-serve.service")"
+  argv[0]=$KUBECA
+  for i in "${!argv[@]}"; do
+    case ${argv[$i]} in /etc/*) argv[$i]=$r${argv[$i]} ;; esac
+  done
+  "${argv[@]}" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+  PIDS+=($!)
+}
+TRIES=60 wait_for etcdctl --endpoints "https://127.0.0.1:$CP" --cacert "$pki/etcd/ca.pem" \
+  --cert "$pki/apiserver-etcd-client.pem" --key "$pki/apiserver-etcd-client-key.pem" \
+  endpoint health || { tail -20 "$WORK/etcd.log" >&2; fail "etcd did not start"; }
+replica a
+first=$!
+replica b --listen "127.0.0.1:$P2"
+for p in "$PORT" "$P2"; do
+  TRIES=60 wait_for curl -sf --cacert "$pki/ca.pem" "https://127.0.0.1:$p/readyz" \
+    || { cat "$WORK"/a.err "$WORK"/b.err >&2; fail "replica on $p not ready on etcd"; }
+done
+grep -q "(store etcd://127.0.0.1:$CP" "$WORK/b.err" || fail "replica b: $(<"$WORK/b.err")"
+# One replica down: a worker's request unit, listing both, still gets its certificate.
+"$KUBECA" bootstrap worker --config "$WORK/ha.yaml" --pki "$pki" --root "$WORK/ha-w" --node n1 >/dev/null
+servers=$(unit_exec_start "$WORK/ha-w/etc/systemd/system/kubeca-request.service" |
+  sed -n 's/.* --server \([^ ]*\) .*/\1/p')
+[ "$servers" = "https://127.0.0.1:$PORT,https://127.0.0.1:$P2" ] || fail "worker --server $servers"
+token=$("$KUBECA" token create --store "$store" --node n1 --ip 127.0.0.2 2>/dev/null)
+kill "$first" && wait "$first" || true
+KUBECA_TOKEN=$token "$KUBECA" request --server "$servers" --ca-hash "$(grep -o 'sha256:[0-9a-f]*' \
+  "$WORK/ha-w/etc/kubeca/ca.env")" --out-dir "$WORK/n1" --name n1 >"$WORK/req.out" 2>&1 \
+  || fail "request with replica a down: $(<"$WORK/req.out")"
+serial=$(openssl x509 -in "$WORK/n1/n1.pem" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f')
+[ -n "$serial" ] || fail "no certificate in $WORK/n1"
+[ -n "$(etcdctl --endpoints "https://127.0.0.1:$CP" --cacert "$pki/etcd/ca.pem" \
+  --cert "$pki/apiserver-etcd-client.pem" --key "$pki/apiserver-etcd-client-key.pem" \
+  get --prefix /kubeca/certs/ --keys-only | grep -i "$serial")" ] \
+  || fail "certificate $serial is not in etcd"
 
 # The default store: systemd makes /var/lib/kubeca for it.
 sed '/^  store: /d' "$WORK/cluster.yaml" >"$WORK/default.yaml"
