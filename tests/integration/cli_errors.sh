@@ -13,6 +13,10 @@ pki: {key_algorithm: ecdsa-p256}
 signer: {url: "https://127.0.0.1:8443", listen: "127.0.0.1:0", store: "sqlite:db"}
 YAML
 P=$T/pki
+# init records in the config's sqlite:db, relative to the folder it runs in: one of $T's,
+# not the build tree, where a second run would find the first run's store.
+mkdir -p "$T/init"
+cd "$T/init"
 must_kc 0 init --config "$T/c.yaml" --pki "$P"
 mkdir -p "$T/cwd"
 cd "$T/cwd"
