@@ -20,6 +20,7 @@
 #include "kubeca/net.h"
 #include "kubeca/profile.h"
 #include "kubeca/template.h"
+#include "serve_values.h"
 
 namespace kubeca {
 
@@ -135,31 +136,6 @@ json etcd_members(const Config& c) {
                        {"peer_url", e.scheme + "://" + url_host(e.host) + ":2380"}});
   }
   return members;
-}
-
-// The signing service on a modern master: its config, and the folders it may write.
-void add_serve_values(const Config& c, const BootstrapRequest& r, json& v) {
-  if (r.config_yaml.empty()) {
-    throw InputError(
-        "--config: bootstrap master (flavor modern) copies cluster.yaml to "
-        "/etc/kubeca/cluster.yaml for kubeca-serve.service; an --env-file alone is not enough");
-  }
-  v["cluster_yaml"] = r.config_yaml;
-  v["signer_state_dir"] = false;  // StateDirectory=: a folder under /var/lib, made by systemd
-  v["signer_rw_dir"] = false;     // ReadWritePaths=: a folder elsewhere, which must exist
-  if (c.signer_store.rfind("sqlite:", 0) != 0) return;  // etcd: no folder of its own
-  const fs::path db = c.signer_store.substr(7);
-  if (!db.is_absolute()) {
-    throw InputError("signer.store: \"" + c.signer_store +
-                     "\" must be an absolute path for kubeca-serve.service on the master");
-  }
-  const std::string dir = db.parent_path().lexically_normal().string();
-  const std::string var_lib = "/var/lib/";
-  if (dir.rfind(var_lib, 0) == 0 && dir.size() > var_lib.size()) {
-    v["signer_state_dir"] = dir.substr(var_lib.size());
-  } else {
-    v["signer_rw_dir"] = dir;
-  }
 }
 
 }  // namespace

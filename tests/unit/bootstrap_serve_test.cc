@@ -142,6 +142,18 @@ TEST_F(BootstrapServe, WithoutTheConfigFileTheMasterIsRefused) {
               "/etc/kubeca/cluster.yaml for kubeca-serve.service; an --env-file alone is not "
               "enough");
   }
+  // --flavor modern over a coreos-2016 file: serve would read the other flavor.
+  std::string seed_file = kYaml;
+  seed_file.replace(seed_file.find("modern"), 6, "coreos-2016");
+  try {
+    Plan(kYaml, Role::kMaster, "", seed_file);
+    ADD_FAILURE() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "--flavor: modern is not the flavor of the --config file, which the master's "
+              "kubeca-serve.service reads from /etc/kubeca/cluster.yaml; set cluster.flavor "
+              "there");
+  }
   // A worker runs no signer: it needs no copy of the config; nor does the seed's master.
   EXPECT_FALSE(Plan(kYaml, Role::kWorker, "w1", "").count(kServe));
   std::string coreos = kYaml;
