@@ -81,6 +81,7 @@ int cmd_bootstrap(const std::vector<std::string>& args) {
   request.role = *role;
   if (vm.count("node")) request.node = vm["node"].as<std::string>();
   request.pki = vm["pki"].as<std::string>();
+  if (vm.count("config")) request.config_yaml = read_file(vm["config"].as<std::string>());
   const std::string root = vm["root"].as<std::string>();
   check_output_dir("--root", root);
 

@@ -20,6 +20,7 @@
 #include "kubeca/net.h"
 #include "kubeca/profile.h"
 #include "kubeca/template.h"
+#include "serve_values.h"
 
 namespace kubeca {
 
@@ -156,6 +157,8 @@ json template_values(const Config& c, const BootstrapRequest& r) {
       {"dns_service_ip", c.dns_service_ip},
       {"etcd_endpoints", join(c.etcd_endpoints, ",")},
       {"signer_url", c.signer_url},
+      {"signer_urls", join(c.signer_urls, ",")},
+      {"signer_store", c.signer_store},
       {"is_master", false},
   };
   if (modern) {
@@ -191,6 +194,7 @@ json template_values(const Config& c, const BootstrapRequest& r) {
     v["node_ip"] = n->ip;
     v["is_master"] = n->name == c.master_name;
     if (modern) v["kubelet_pki"] = "kubelet-" + n->name;
+    if (modern && r.role == Role::kMaster) add_serve_values(c, r, v);
     if (!modern && r.role == Role::kWorker) v["worker_pki"] = n->name + "-worker";
   }
   if (r.role == Role::kEtcd) {

@@ -192,6 +192,7 @@ Config parse_config_yaml(const std::string& text) {
            c.signer_url = scalar(n, f);
            c.signer_url_named = true;
          }},
+        {"urls", list(&Config::signer_urls)},
         {"store",
          [](Config& c, const YAML::Node& n, const std::string& f) {
            c.signer_store = scalar(n, f);
@@ -499,16 +500,8 @@ void validate(Config& c) {
   if (c.cert_validity > c.ca_validity) {
     bad("pki.cert_validity", "is longer than pki.ca_validity");
   }
-  if (c.signer_url.empty()) {
-    c.signer_url = "https://" + url_host(c.master_host) + ":8443";
-  }
-  if (c.signer_url.rfind("https://", 0) != 0) {
-    bad("signer.url", q(c.signer_url) + " must be an https:// URL");
-  }
   if (c.renew_window.count() < 1) bad("signer.renew_window", "must be at least 1s");
-  if (c.signer_store.rfind("sqlite:", 0) != 0 && c.signer_store.rfind("etcd:", 0) != 0) {
-    bad("signer.store", q(c.signer_store) + " must be sqlite:PATH or etcd:URL[,URL...]");
-  }
+  validate_signer(c);
 }
 
 }  // namespace kubeca

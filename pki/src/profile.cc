@@ -233,7 +233,11 @@ CertSpec make_spec(const Config& c, Profile p, const Identity& id) {
       s.file = "signer";
       add_san(s, c.master_name);
       add_san(s, c.master_host);
-      add_san(s, parse_url(c.signer_url)->host);
+      // A client may reach any replica: each one's host is a name of the certificate.
+      for (const auto& url : c.signer_urls) {
+        if (const auto u = parse_url(url)) add_san(s, u->host);
+      }
+      if (const auto u = parse_url(c.signer_url)) add_san(s, u->host);
       break;
   }
   for (const auto& d : id.dns) add_san(s, d);

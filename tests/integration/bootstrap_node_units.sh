@@ -10,6 +10,7 @@
 #    serial, the same names, the kubelet restart hook run), still where the kubelet reads;
 #  - `bootstrap worker` re-run then (also --dry-run, --force) leaves the renewed pair alone;
 #  - the units pass `systemd-analyze verify`;
+#  - they list every signer.urls replica; the first is down, so each run fails over;
 #  - the token is on no Exec line: not as written, not once the environment is expanded
 #    (a command line is world-readable in /proc/PID/cmdline); kubeca reads KUBECA_TOKEN.
 source "$(dirname "$0")/bootstrap_lib.sh"
@@ -245,9 +246,10 @@ verify_units() {  # ROOT: systemd-analyze verify, only the host's absent executa
 }
 
 run_flavor() {  # FLAVOR SUBJECT (attributes sorted, comma-separated)
-  local flavor=$1 subject=$2 dir="$WORK/$1" port root pki token pki_serial serial renewed
+  local flavor=$1 subject=$2 dir="$WORK/$1" port dead root pki token pki_serial serial renewed
   mkdir -p "$dir"
   port=$(free_port)
+  dead=$(free_port 127.0.0.9)  # a replica that is down: the units go on to the next
   root="$dir/root"
   pki="$dir/pki"
   cat >"$dir/cluster.yaml" <<YAML
@@ -256,7 +258,10 @@ master: {host: 127.0.0.1, name: m1}
 etcd: {endpoints: [https://127.0.0.1:2379]}
 workers: [{name: $NODE, ip: $NODE_IP}]
 pki: {key_algorithm: ecdsa-p256}
-signer: {url: "https://127.0.0.1:$port", store: "sqlite:$dir/kubeca.db"}
+signer:
+  url: "https://127.0.0.1:$port"
+  urls: ["https://127.0.0.9:$dead", "https://127.0.0.1:$port"]
+  store: "sqlite:$dir/kubeca.db"
 YAML
   "$KUBECA" init --config "$dir/cluster.yaml" --pki "$pki" >/dev/null
   "$KUBECA" bootstrap worker --config "$dir/cluster.yaml" --pki "$pki" --root "$root" \
@@ -267,6 +272,12 @@ YAML
   [ -z "$exec_token" ] || fail "$flavor: a unit puts the token on a command line: $exec_token"
   local request_unit="$root/etc/systemd/system/kubeca-request.service"
   local renew_unit="$root/etc/systemd/system/kubeca-renew.service"
+  # Every replica of signer.urls, in order: the units fail over from the dead one below.
+  for u in "$request_unit" "$renew_unit"; do
+    [ "$(unit_exec_start "$u" | sed -n 's/.* --server \([^ ]*\) .*/\1/p')" = \
+      "https://127.0.0.9:$dead,https://127.0.0.1:$port" ] \
+      || fail "$flavor: $(basename "$u") does not list every signer URL: $(unit_exec_start "$u")"
+  done
 
   # The pin bootstrap rendered is the CA's, as openssl computes it.
   local pin

@@ -27,7 +27,7 @@ for flavor in coreos-2016 modern; do
     "$KUBECA" bootstrap "$role" --config "$WORK/$flavor.yaml" --pki "$WORK/pki-$flavor" \
       --root "$WORK/$flavor-$role" ${node:+--node "$node"} >/dev/null
   done
-  while IFS= read -r f; do files+=("$f"); done < <(find "$WORK/$flavor-"* -name '*.yaml' | sort)
+  while IFS= read -r f; do files+=("$f"); done < <(find "$WORK/$flavor-"* -name '*.yaml' -not -path '*/etc/kubeca/*' | sort)
 done
 [ "${#files[@]}" -ge 15 ] || fail "only ${#files[@]} YAML files rendered"
 

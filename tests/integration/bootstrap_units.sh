@@ -49,7 +49,12 @@ for flavor in coreos-2016 modern; do
     done
   done
 done
-[ "$verified" -ge 14 ] || fail "only $verified units verified"
+[ "$verified" -ge 15 ] || fail "only $verified units verified"
+# The modern master runs the signing service (verified above); the seed's master does not.
+[ -f "$WORK/modern-master/etc/systemd/system/kubeca-serve.service" ] \
+  || fail "modern master: no kubeca-serve.service"
+[ ! -e "$WORK/coreos-2016-master/etc/systemd/system/kubeca-serve.service" ] \
+  || fail "coreos-2016 master: kubeca-serve.service rendered"
 
 # A unit with a real mistake is caught: the check can fail.
 printf '[Service]\nExecStart=/bin/true\nestart=always\n' >"$WORK/bad.service"

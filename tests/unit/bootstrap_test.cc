@@ -55,6 +55,7 @@ class Bootstrap : public ::testing::Test {
     r.role = role;
     r.node = node;
     r.pki = pki(c.flavor == Flavor::kModern ? "modern" : "coreos");
+    r.config_yaml = "# cluster.yaml as given\n";
     return plan_files(c, r);
   }
 

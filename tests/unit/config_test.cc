@@ -388,6 +388,50 @@ TEST(ConfigValidation, Signer) {
   });
 }
 
+TEST(ConfigValidation, SignerUrls) {
+  const std::string url = "url: https://192.168.24.11:8443";
+  auto urls = [&](const std::string& list) { return url + "\n  urls: " + list; };
+  ExpectErrors({
+      {url, urls("[https://m1:8443, http://m2:8443]"),
+       R"(signer.urls[1]: "http://m2:8443" must be an https:// URL)"},
+      {url, urls("[m1:8443]"), R"(signer.urls[0]: "m1:8443" must be an https:// URL)"},
+      {url, urls("[https://:8443]"), R"(signer.urls[0]: "https://:8443" has no host)"},
+      {url, urls("[https://m1]"),
+       R"(signer.urls[0]: "https://m1" has no port (https://HOST:PORT))"},
+      {url, urls("[https://m1:0]"),
+       R"(signer.urls[0]: "https://m1:0": port "0" is not a number from 1 to 65535)"},
+      {url, urls("[https://m1:99999]"),
+       R"(signer.urls[0]: "https://m1:99999": port "99999" is not a number from 1 to 65535)"},
+      {url, urls("[https://m1:8443/v1]"),
+       R"(signer.urls[0]: "https://m1:8443/v1" must be https://HOST:PORT, without a path)"},
+      {url, urls("[https://m_1:8443]"),
+       R"(signer.urls[0]: "https://m_1:8443": "m_1" is neither an IP address nor a DNS name)"},
+      {url, urls("[https://m1:8443, https://m1:8443/]"),
+       R"(signer.urls[1]: "https://m1:8443/" is listed twice)"},
+      {url, urls("[\"https://[fd00::1]:8443\", \"https://[fd00:0::1]:8443\"]"),
+       R"(signer.urls[1]: "https://[fd00:0::1]:8443" is listed twice)"},
+      {url, urls("{a: b}"), "signer.urls: must be a list"},
+      // signer.url is the default replica: it follows the same rules.
+      {url, "url: https://192.168.24.11",
+       R"(signer.url: "https://192.168.24.11" has no port (https://HOST:PORT))"},
+  });
+  ExpectValid({
+      {url,
+       urls("[https://m1:8443, https://m2:8443, \"https://[fd00::3]:8443\", "
+            "https://10.0.0.4:9443/]"),
+       ""},
+      {url, urls("https://m1:8443,https://m2:8443"), ""},  // a comma-separated string
+  });
+  const Config c = Valid(With(url, urls("[https://m1.example.com:8443, https://10.0.0.2:8443]")));
+  EXPECT_EQ(c.signer_urls,
+            (std::vector<std::string>{"https://m1.example.com:8443", "https://10.0.0.2:8443"}));
+  EXPECT_EQ(c.signer_url, "https://192.168.24.11:8443");  // the CRL's URL stays its own
+  EXPECT_EQ(Valid(kBase).signer_urls, std::vector<std::string>{"https://192.168.24.11:8443"});
+  Config plain = parse_config_yaml(With(url, "# no url"));  // the default URL
+  validate(plain);
+  EXPECT_EQ(plain.signer_urls, std::vector<std::string>{"https://192.168.24.11:8443"});
+}
+
 TEST(ConfigValidation, MalformedYamlNamesTheLine) {
   EXPECT_EQ(ErrorOf("cluster:\n  name: x\n\tdomain: y\n"),
             "cluster.yaml: line 3: illegal tab when looking for indentation");

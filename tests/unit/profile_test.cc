@@ -224,6 +224,24 @@ TEST(MakeSpec, SignerAddsTheSignerUrlHost) {
             Sorted({"192.168.24.11", "fd00::5"}));
 }
 
+TEST(MakeSpec, SignerNamesEveryReplicaOfSignerUrls) {
+  Config c = parse_config_yaml(R"(
+master: {host: 192.168.24.11, name: coreos1}
+signer:
+  url: https://ca.example.com:8443
+  urls: [https://m1.example.com:8443, https://10.0.0.2:8443, "https://[fd00::3]:9443",
+         https://ca.example.com:8443]
+)");
+  validate(c);
+  const CertSpec s = make_spec(c, Profile::kSigner);
+  EXPECT_EQ(Sorted(s.dns_names), Sorted({"coreos1", "ca.example.com", "m1.example.com"}));
+  EXPECT_EQ(Sorted(s.ip_addresses), Sorted({"192.168.24.11", "10.0.0.2", "fd00::3"}));
+  // Only the signer: no other profile picks up the replicas' names.
+  const CertSpec api = make_spec(c, Profile::kApiserver);
+  for (const auto& d : api.dns_names) EXPECT_NE(d, "m1.example.com");
+  for (const auto& ip : api.ip_addresses) EXPECT_NE(ip, "10.0.0.2");
+}
+
 TEST(MakeSpec, DomainGoesIntoTheApiserverName) {
   Config c = SeedConfig(Flavor::kModern);
   c.domain = "example.internal";

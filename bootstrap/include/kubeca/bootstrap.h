@@ -35,6 +35,9 @@ struct BootstrapRequest {
   Role role = Role::kMaster;
   std::string node;  // --node: a worker, the master, or an etcd member; master by default
   std::filesystem::path pki;
+  // cluster.yaml as the operator gave it (--config): a modern master gets a copy at
+  // /etc/kubeca/cluster.yaml for its kubeca-serve.service.
+  std::string config_yaml;
 };
 
 // The values templates see: the Config, the node, the etcd member, the CA pin.

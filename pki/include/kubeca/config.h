@@ -45,7 +45,11 @@ struct Config {
   std::chrono::seconds cert_validity = std::chrono::hours(8760);
 
   std::string signer_listen = "0.0.0.0:8443";
+  // The CRL distribution point every leaf names and the signer certificate's name.
   std::string signer_url;  // default https://MASTER_HOST:8443
+  // Every replica of the signing service, as clients try them in turn; default
+  // [signer_url]. The signer certificate names each host.
+  std::vector<std::string> signer_urls;
   std::string signer_store = "sqlite:/var/lib/kubeca/kubeca.db";
   // Whether cluster.yaml names them. Only then do the offline commands (init, issue, certs
   // renew) record in the store and give leaves the service's CRL distribution point.
@@ -68,6 +72,7 @@ std::string format_duration(std::chrono::seconds d);
 Config parse_config_yaml(const std::string& text);
 Config load_config(const std::string& yaml_path, const std::string& env_path);
 void apply_env(Config& config, const std::string& env_text);
-void validate(Config& config);  // also fills the derived fields
+void validate(Config& config);         // also fills the derived fields
+void validate_signer(Config& config);  // the signer section (config_signer.cc), by validate
 
 }  // namespace kubeca
