@@ -132,7 +132,7 @@ TEST_F(ServerTest, ThousandSignsFromSixtyFourClientsAllSucceedWithUniqueSerials)
 TEST_F(ServerTest, IdleConnectionsCannotStarveTheService) {
   ServeOptions o;
   o.threads = 4;
-  o.read_timeout = std::chrono::seconds(1);
+  o.handshake_timeout = std::chrono::seconds(1);
   o.keep_alive_timeout = std::chrono::seconds(1);
   auto server = Start(o);
 
