@@ -170,10 +170,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
       : t_(std::move(t)),
         o_(t_->options),
         tls_(std::move(tls)),
-        stream_(std::move(socket), *tls_),
+        ex_(socket.get_executor()),
+        socket_(std::move(socket)),
+        first_byte_(ex_),
         buffer_(o_.max_header + o_.max_body + 16 * 1024) {
     boost::system::error_code ec;
-    const auto ep = lowest().socket().remote_endpoint(ec);
+    const auto ep = socket_.remote_endpoint(ec);
     if (!ec) {
       const auto a = ep.address();
       remote_ = a.is_v6() && a.to_v6().is_v4_mapped()
@@ -186,38 +188,60 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Steady::time_point since() const { return Steady::time_point(Steady::duration(since_.load())); }
 
   void run() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->handshake(); });
+    net::dispatch(ex_, [self = shared_from_this()] { self->await_hello(); });
   }
 
   // Closes the connection unless it holds a request being answered. `reading`: also when a
   // request is only partly read (to shed it); otherwise only when nothing is pending (to stop).
   void close_from_outside(bool reading) {
-    net::post(stream_.get_executor(), [self = shared_from_this(), reading] {
+    net::post(ex_, [self = shared_from_this(), reading] {
       const Phase p = self->phase();
       const bool partial = p == Phase::kReading;
       if (p == Phase::kHandshake || p == Phase::kFresh || p == Phase::kIdle ||
           p == Phase::kClosing || (partial && reading)) {
-        self->lowest().close();
+        self->close();
       }
     });
   }
 
  private:
-  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(*stream_); }
+  void close() {
+    beast::error_code ignored;
+    if (stream_) return lowest().close();
+    first_byte_.cancel();
+    socket_.close(ignored);
+  }
   void enter(Phase p, Steady::time_point at = Steady::now()) {
     since_ = at.time_since_epoch().count();
     phase_ = p;
   }
   bool stopping() const { return t_->stopping; }
 
-  void handshake() {
+  // A silent connection costs a socket and a timer: the TLS state (some 80 KiB with
+  // OpenSSL 3 and Asio's buffers) is made when the client's hello arrives.
+  void await_hello() {
     accepted_ = Steady::now();
     enter(Phase::kHandshake, accepted_);
-    lowest().expires_after(std::min(o_.handshake_timeout, o_.request_deadline));
-    stream_.async_handshake(
+    first_byte_.expires_after(std::min(o_.handshake_timeout, o_.request_deadline));
+    first_byte_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      beast::error_code ignored;
+      if (!ec && !self->stream_) self->socket_.close(ignored);
+    });
+    socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
+      self->first_byte_.cancel();
+      if (ec || !self->socket_.is_open()) return;
+      self->stream_.emplace(std::move(self->socket_), *self->tls_);
+      self->handshake();
+    });
+  }
+
+  void handshake() {
+    lowest().expires_at(accepted_ + std::min(o_.handshake_timeout, o_.request_deadline));
+    stream_->async_handshake(
         ssl::stream_base::server, [self = shared_from_this()](beast::error_code ec) {
           if (ec) return;
-          self->peer_ = peer_der(self->stream_.native_handle());
+          self->peer_ = peer_der(self->stream_->native_handle());
           // The first request's deadline counts from the accept.
           self->enter(Phase::kFresh, self->accepted_);
           self->lowest().expires_at(self->accepted_ + self->o_.request_deadline);
@@ -233,12 +257,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
       lowest().expires_after(o_.keep_alive_timeout);
     }
     if (buffer_.size() > 0) return read_header(first);
-    stream_.async_read_some(buffer_.prepare(4096),
-                            [self = shared_from_this(), first](beast::error_code ec, size_t n) {
-                              if (ec) return;
-                              self->buffer_.commit(n);
-                              self->read_header(first);
-                            });
+    stream_->async_read_some(buffer_.prepare(4096),
+                             [self = shared_from_this(), first](beast::error_code ec, size_t n) {
+                               if (ec) return;
+                               self->buffer_.commit(n);
+                               self->read_header(first);
+                             });
   }
 
   void read_header(bool first) {
@@ -253,7 +277,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // The routes refuse a large Content-Length first, with a JSON 413.
     parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     bhttp::async_read_header(
-        stream_, buffer_, *parser_,
+        *stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
   }
 
@@ -296,7 +320,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_->body_limit(o_.max_body);
     auto read_body = [self = shared_from_this()] {
       bhttp::async_read(
-          self->stream_, self->buffer_, *self->parser_, [self](beast::error_code ec, size_t) {
+          *self->stream_, self->buffer_, *self->parser_, [self](beast::error_code ec, size_t) {
             if (ec == bhttp::error::body_limit) {
               return self->respond(self->t_->routes.refuse(413, "the body is too large"), true);
             }
@@ -308,7 +332,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (!beast::iequals(msg[bhttp::field::expect], "100-continue")) return read_body();
     // curl waits a second for this before it sends a body of more than 1 KiB.
     continue_ = bhttp::response<bhttp::empty_body>{bhttp::status::continue_, version_};
-    bhttp::async_write(stream_, continue_, [read_body](beast::error_code ec, size_t) {
+    bhttp::async_write(*stream_, continue_, [read_body](beast::error_code ec, size_t) {
       if (!ec) read_body();
     });
   }
@@ -329,7 +353,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     net::post(*t_->pool,
               [self = shared_from_this(), answer, guard = net::make_work_guard(t_->ioc)]() mutable {
                 Response r = answer(*self->t_, self->req_);
-                net::post(self->stream_.get_executor(), [self, r = std::move(r)]() mutable {
+                net::post(self->ex_, [self, r = std::move(r)]() mutable {
                   self->respond(std::move(r), false);
                 });
               });
@@ -346,7 +370,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     res_.keep_alive(keep_alive_ && !close && ++served_ < o_.keep_alive_max && !stopping());
     res_.prepare_payload();
     lowest().expires_after(o_.write_timeout);
-    bhttp::async_write(stream_, res_, [self = shared_from_this()](beast::error_code ec, size_t) {
+    bhttp::async_write(*stream_, res_, [self = shared_from_this()](beast::error_code ec, size_t) {
       if (ec) return;
       if (!self->res_.keep_alive()) return self->shutdown();
       self->await_request(false);
@@ -356,7 +380,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void shutdown() {
     enter(Phase::kClosing);
     lowest().expires_after(std::chrono::seconds(1));
-    stream_.async_shutdown([self = shared_from_this()](beast::error_code) {
+    stream_->async_shutdown([self = shared_from_this()](beast::error_code) {
       beast::error_code ignored;
       self->lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
       self->lowest().close();
@@ -366,7 +390,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::shared_ptr<Transport::Impl> t_;
   const TransportOptions& o_;
   std::shared_ptr<ssl::context> tls_;  // outlives the stream: it may be swapped meanwhile
-  beast::ssl_stream<beast::tcp_stream> stream_;
+  net::any_io_executor ex_;            // the connection's strand
+  tcp::socket socket_;                 // until the client's first byte; then in stream_
+  net::steady_timer first_byte_;
+  std::optional<beast::ssl_stream<beast::tcp_stream>> stream_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   bhttp::response<bhttp::empty_body> continue_;
