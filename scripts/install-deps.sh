@@ -5,6 +5,7 @@ packages=(
   g++ cmake make pkg-config clang-format
   libbotan-2-dev botan libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
   nlohmann-json3-dev libyaml-cpp-dev libboost-program-options-dev libgtest-dev
+  libboost-dev  # Boost.Beast and Boost.Asio (header-only): the signing service's transport
   libsqlite3-dev sqlite3 libkainjow-mustache-dev
   openssl gnutls-bin kubectl etcd-server etcd-client systemd curl
   golang-cfssl wrk strace util-linux  # strace: the order of init's syncs and renames

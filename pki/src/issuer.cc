@@ -588,23 +588,51 @@ bool Issuer::store_healthy() { return impl_->store.healthy(); }
 
 const Ca& Issuer::ca() const { return *impl_->ca; }
 
-std::pair<std::string, std::string> Issuer::signer_credentials() {
+TimePoint Issuer::signer_renew_at(const std::string& cert_pem) {
+  const auto cert = parse_certificate_pem(cert_pem);
+  const TimePoint not_after = cert.not_after().to_std_timepoint();
+  // Ca::issue backdates notBefore by five minutes; the life is what follows the issuance.
+  auto life = not_after - cert.not_before().to_std_timepoint();
+  if (life > std::chrono::minutes(5)) life -= std::chrono::minutes(5);
+  return not_after - life / 3;
+}
+
+bool Issuer::signer_due(const std::string& cert_pem, const std::vector<std::string>& names) const {
+  const Impl& m = *impl_;
+  try {
+    const auto cert = parse_certificate_pem(cert_pem);
+    if (!m.ca->issued(cert) || Clock::now() >= signer_renew_at(cert_pem)) return true;
+    const CertSpec want = make_spec(m.config, Profile::kSigner, Identity{"", {}, names});
+    const CertSpec have = identity_of(cert, Profile::kSigner);
+    auto has_all = [](const std::vector<std::string>& need, const std::vector<std::string>& got) {
+      return std::all_of(need.begin(), need.end(), [&](const std::string& n) {
+        return std::find(got.begin(), got.end(), n) != got.end();
+      });
+    };
+    return have.common_name != want.common_name || !has_all(want.dns_names, have.dns_names) ||
+           !has_all(want.ip_addresses, have.ip_addresses);
+  } catch (const std::exception&) {
+    return true;
+  }
+}
+
+std::pair<std::string, std::string> Issuer::signer_credentials(
+    const std::vector<std::string>& names) {
   Impl& m = *impl_;
-  const CertSpec signer = make_spec(m.config, Profile::kSigner);
+  const CertSpec signer = make_spec(m.config, Profile::kSigner, Identity{"", {}, names});
   const auto cp = cert_path(m.pki_dir, signer.file), kp = key_path(m.pki_dir, signer.file);
   bool reissue = !file_exists(cp) || !file_exists(kp);
   if (!reissue) {
     // An expired signer certificate or one from an older CA would fail every client.
-    const auto current = parse_certificate_pem(read_file(cp));
-    reissue = !m.ca->issued(current) || current.not_after().to_std_timepoint() <= Clock::now();
-    if (reissue) std::cerr << "kubeca: " << cp.string() << " is expired or not from this CA\n";
+    reissue = signer_due(read_file(cp), names);
+    if (reissue) std::cerr << "kubeca: the signer certificate is due for renewal\n";
   }
   if (reissue) {
     Botan::RandomNumberGenerator& rng = thread_rng();
     const auto key = generate_key(*parse_key_algorithm(m.config.key_algorithm), rng);
     const auto cert = m.ca->issue(signer, *key, Clock::now(), random_serial(rng), rng);
     install_pair(cp, kp, to_pem(cert), private_key_pem(*key));
-    std::cerr << "kubeca: issued the signer certificate " << cp.string() << "\n";
+    std::cerr << "kubeca: issued the signer certificate (serial " << serial_hex(cert) << ")\n";
   }
   return {read_file(cp), read_file(kp)};
 }

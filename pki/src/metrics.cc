@@ -114,7 +114,7 @@ const std::vector<std::string>& Metrics::results() {
       "privileged_profile", "admin_required", "certificate_superseded", "key_revoked",
       // 404 .. 429
       "not_found", "method_not_allowed", "length_required", "body_too_large", "too_many_failures",
-      "renew_rate_limited", "http_error",
+      "renew_rate_limited", "http_error", "malformed_path", "headers_too_large",
       // 5xx
       "internal", "serial_collision", "not_ready", "ca_missing", "store_unavailable",
       // anything else

@@ -107,9 +107,15 @@ class Issuer {
   bool store_healthy();
 
   const Ca& ca() const;
-  // Issues the signer's own TLS certificate when missing, expired or from another CA;
-  // returns {certificate PEM, key PEM}.
-  std::pair<std::string, std::string> signer_credentials();
+  // Issues the signer's own TLS certificate when missing or due (signer_due); returns
+  // {certificate PEM, key PEM}. `names`: the listen address, when it is not a wildcard.
+  std::pair<std::string, std::string> signer_credentials(
+      const std::vector<std::string>& names = {});
+  // True when the signer certificate must be issued again: not from this CA, unreadable,
+  // past two thirds of its life, or without a name signer.url, the master or `names` give.
+  bool signer_due(const std::string& cert_pem, const std::vector<std::string>& names = {}) const;
+  // When a signer certificate reaches two thirds of its life.
+  static TimePoint signer_renew_at(const std::string& cert_pem);
 
  private:
   struct Impl;
