@@ -11,13 +11,17 @@ P=$D/pki
 
 CP=$(free_port)
 PP=$(free_port)
-etcd --name e1 --data-dir "$T/etcd" \
-  --listen-client-urls "https://127.0.0.1:$CP" --advertise-client-urls "https://127.0.0.1:$CP" \
-  --listen-peer-urls "http://127.0.0.1:$PP" --initial-advertise-peer-urls "http://127.0.0.1:$PP" \
-  --initial-cluster "e1=http://127.0.0.1:$PP" --listen-metrics-urls "" \
-  --cert-file "$P/etcd/server.pem" --key-file "$P/etcd/server-key.pem" \
-  --client-cert-auth --trusted-ca-file "$P/etcd/ca.pem" >"$T/etcd.log" 2>&1 &
-SERVER_PIDS+=($!)
+start_etcd() {
+  etcd --name e1 --data-dir "$T/etcd" \
+    --listen-client-urls "https://127.0.0.1:$CP" --advertise-client-urls "https://127.0.0.1:$CP" \
+    --listen-peer-urls "http://127.0.0.1:$PP" --initial-advertise-peer-urls "http://127.0.0.1:$PP" \
+    --initial-cluster "e1=http://127.0.0.1:$PP" --listen-metrics-urls "" \
+    --cert-file "$P/etcd/server.pem" --key-file "$P/etcd/server-key.pem" \
+    --client-cert-auth --trusted-ca-file "$P/etcd/ca.pem" >>"$T/etcd.log" 2>&1 &
+  ETCD_PID=$!
+  SERVER_PIDS+=($!)
+}
+start_etcd
 ectl() {
   ETCDCTL_API=3 etcdctl --endpoints "https://127.0.0.1:$CP" --cacert "$P/etcd/ca.pem" \
     --cert "$P/apiserver-etcd-client.pem" --key "$P/apiserver-etcd-client-key.pem" \
@@ -128,5 +132,31 @@ check "tokens readable from etcd" \
   '[ "$("$KUBECA" token list --store "$NEW" --json | python3 -c "import json,sys; print(len(json.load(sys.stdin)))")" = 3 ]'
 "$KUBECA" store migrate --from "$SQL" --to "$NEW" >"$T/mig2.out" 2>&1 && rc=0 || rc=$?
 check "migrate into a non-empty store: exit 2 ($rc)" '[ "$rc" = 2 ] && grep -q "not empty" "$T/mig2.out"'
+
+# etcd gone: the replicas say so (503 store_unavailable, /readyz 503) and write nothing;
+# etcd back: they serve again by themselves.
+kill "$ETCD_PID"
+wait "$ETCD_PID" 2>/dev/null || true
+TOK_URL=${URLS[2]}
+code=$(curl -s -o "$T/resp" -w '%{http_code}' --max-time 30 --cacert "$P/ca.pem" \
+  -H "Authorization: Bearer $FIVE" --data-binary @"$T/bodies/0.json" "$TOK_URL/v1/sign")
+check "etcd down: sign answers 503 store_unavailable ($code $(cat "$T/resp"))" \
+  '[ "$code" = 503 ] && grep -q store_unavailable "$T/resp"'
+check "etcd down: /readyz 503" \
+  '[ "$(curl -s -o /dev/null -w "%{http_code}" --max-time 30 --cacert "$P/ca.pem" "$TOK_URL/readyz")" = 503 ]'
+check "etcd down: /healthz still 200" \
+  '[ "$(curl -s -o /dev/null -w "%{http_code}" --max-time 5 --cacert "$P/ca.pem" "$TOK_URL/healthz")" = 200 ]'
+start_etcd
+ready=""
+for _ in $(seq 60); do
+  ready=$(curl -s -o /dev/null -w "%{http_code}" --max-time 10 --cacert "$P/ca.pem" "$TOK_URL/readyz")
+  [ "$ready" = 200 ] && break
+  sleep 0.5
+done
+check "etcd back: /readyz 200 again without a restart ($ready)" '[ "$ready" = 200 ]'
+make_csr "$T/fresh.csr" "/CN=system:node:n1/O=system:nodes"
+sign_body "$T/fresh.csr" > "$T/fresh.json"
+check "etcd back: the 5-use token still has no use left for a new key" \
+  '[ "$(curl -s -o /dev/null -w "%{http_code}" --cacert "$P/ca.pem" -H "Authorization: Bearer $FIVE" --data-binary @"$T/fresh.json" "$TOK_URL/v1/sign")" = 401 ]'
 
 finish
