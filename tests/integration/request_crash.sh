@@ -85,12 +85,18 @@ for ((r = RUNS + 1; r <= RUNS + 4; r++)); do
   crash_run "$r" $((RANDOM % 3)) aimed
 done
 echo "request took ${full_ms} ms whole; $answered of $((r - 1)) kills came after the server recorded the certificate and before the node had it"
-check "some kill landed after the server answered ($answered)" '[ "$answered" -gt 0 ]'
+# Under AddressSanitizer the timing the aimed kills count on is not there: that build checks
+# every run's outcome above, the plain build also that the aim landed.
+if [ "${KUBECA_SANITIZED:-0}" != 1 ]; then
+  check "some kill landed after the server answered ($answered)" '[ "$answered" -gt 0 ]'
+fi
 
 # The key is on disk before the CSR is sent: 0600, synced, and reused by the retry.
 tok=$(new_token)
-strace -f -qq -e trace=openat,rename,renameat,renameat2,fsync,connect,sendto,write -o "$T/trace" \
-  "$KUBECA" request --server "$URL" --token "$tok" --ca-hash "$PIN" --out-dir "$T/traced" --name n1 >/dev/null 2>&1
+# LeakSanitizer cannot run under ptrace: off for this one run of a sanitizer build.
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
+  strace -f -qq -e trace=openat,rename,renameat,renameat2,fsync,connect,sendto,write -o "$T/trace" \
+    "$KUBECA" request --server "$URL" --token "$tok" --ca-hash "$PIN" --out-dir "$T/traced" --name n1 >/dev/null 2>&1
 order=$(awk '
   /rename.*n1-key\.pem\.pending/ && !key { key = NR }
   /fsync/ && key && !synced { synced = NR }

@@ -31,7 +31,12 @@ check "metrics: random profiles counted under the token profile" 'grep -Eq "^kub
 check "metrics: no per-serial series" '! grep -q "serial=" "$T/metrics"'
 rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status")
 echo "server RSS after the flood: $rss kB; /metrics $(wc -c <"$T/metrics") bytes"
-check "server RSS <= 64 MiB ($rss kB)" '[ "$rss" -le 65536 ]'
+# AddressSanitizer's shadow memory and quarantine make RSS meaningless in that build.
+if [ "${KUBECA_SANITIZED:-0}" = 1 ]; then
+  echo "server RSS bound not checked under AddressSanitizer"
+else
+  check "server RSS <= 64 MiB ($rss kB)" '[ "$rss" -le 65536 ]'
+fi
 
 # Still serving: a real request gets its certificate, and the gauges follow it.
 make_csr "$T/n1.csr" "/CN=system:node:n1"
