@@ -444,19 +444,11 @@ class EtcdStore : public Store {
     }
     const std::string key = cfg_.prefix + "leaders/" + task;
     const std::string me = std::to_string(lease_id_);
-    const json txn = {
-        {"compare",
-         {{{"key", b64(key)},
-           {"result", "EQUAL"},
-           {"target", "CREATE"},
-           {"create_revision", "0"}}}},
-        {"success", {{{"request_put", {{"key", b64(key)}, {"value", b64(me)}, {"lease", me}}}}}},
-        {"failure", {{{"request_range", {{"key", b64(key)}}}}}}};
-    const json r = call("/v3/kv/txn", txn);
+    json put = put_op(key, me);
+    put["request_put"]["lease"] = me;  // the key goes when the lease does
+    const json r = txn({absent(key)}, {put}, {range_op(key)});
     if (r.value("succeeded", false)) return true;
-    const auto& responses = r.value("responses", json::array());
-    if (responses.empty() || !responses[0].contains("response_range")) return false;
-    const auto& kvs = responses[0]["response_range"].value("kvs", json::array());
+    const json kvs = txn_kvs(r, 0);
     return !kvs.empty() && unb64(kvs[0].value("value", std::string())) == me;
   }
 
@@ -584,23 +576,11 @@ class EtcdStore : public Store {
   }
 
   bool create(const std::string& key, const std::string& value) {
-    const json txn = {{"compare",
-                       {{{"key", b64(key)},
-                         {"result", "EQUAL"},
-                         {"target", "CREATE"},
-                         {"create_revision", "0"}}}},
-                      {"success", {{{"request_put", {{"key", b64(key)}, {"value", b64(value)}}}}}}};
-    return call("/v3/kv/txn", txn).value("succeeded", false);
+    return txn({absent(key)}, {put_op(key, value)}).value("succeeded", false);
   }
 
   bool put_if_unchanged(const std::string& key, int64_t mod_revision, const std::string& value) {
-    const json txn = {{"compare",
-                       {{{"key", b64(key)},
-                         {"result", "EQUAL"},
-                         {"target", "MOD"},
-                         {"mod_revision", std::to_string(mod_revision)}}}},
-                      {"success", {{{"request_put", {{"key", b64(key)}, {"value", b64(value)}}}}}}};
-    return call("/v3/kv/txn", txn).value("succeeded", false);
+    return txn({unchanged(key, mod_revision)}, {put_op(key, value)}).value("succeeded", false);
   }
 
   // One request, to the endpoint that answered last, then to each other in turn.
