@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every output path follows one rule (pki/src/fs.cc): an existing path that is not a regular
+# Every output path follows one rule (pki/core/fs.cc): an existing path that is not a regular
 # file is refused with exit 2 and left as it was, and `-` is standard output. Seen: `crl
 # --out /dev/null` replaced /dev/null with a regular file. This test never touches a real
 # device: it makes a FIFO, a unix socket, a folder, and a symlink to a FIFO in its own folder.

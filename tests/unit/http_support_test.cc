@@ -1,5 +1,5 @@
 // Request paths as the signing service reads them: percent-decoded, clean UTF-8 or refused.
-#include "../../pki/src/http_support.h"
+#include "../../pki/service/http_support.h"
 
 #include <gtest/gtest.h>
 

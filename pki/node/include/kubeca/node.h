@@ -75,11 +75,4 @@ RenewResult node_renew(const RenewOptions& options);
 // throws when the server refuses for good (an expired or revoked certificate).
 void renew_daemon(const RenewOptions& options, const std::atomic<bool>& stop);
 
-// Writes a certificate and its key so that a crash at any point leaves a matching pair: the
-// files become symlinks into a hidden folder of versions (.NAME.pem.d) switched by one rename.
-void install_pair(const std::filesystem::path& cert, const std::filesystem::path& key,
-                  const std::string& cert_pem, const std::string& key_pem);
-// Finishes or discards what an interrupted install_pair left. Returns true if it did anything.
-bool recover_pair(const std::filesystem::path& cert, const std::filesystem::path& key);
-
 }  // namespace kubeca

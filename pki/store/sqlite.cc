@@ -1,5 +1,4 @@
-#include "kubeca/store.h"
-
+// sqlite:PATH: the embedded store of one master (WAL, synchronous=FULL, group commit).
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -24,231 +23,13 @@
 #include <utility>
 
 #include "kubeca/config.h"
-
+#include "kubeca/store.h"
+#include "store_internal.h"
 namespace kubeca {
-
-const char* to_string(TokenUse u) {
-  switch (u) {
-    case TokenUse::kOk:
-      return "ok";
-    case TokenUse::kUnknown:
-      return "unknown";
-    case TokenUse::kRevoked:
-      return "revoked";
-    case TokenUse::kExpired:
-      return "expired";
-    case TokenUse::kUsedUp:
-      return "used_up";
-    case TokenUse::kDuplicateSerial:
-      return "duplicate_serial";
-  }
-  return "invalid";
-}
 
 namespace {
 
-// The checks use_token makes, in the order it makes them; shared so both stores agree.
-TokenUse check_token(bool revoked, int64_t expires_at, int uses_allowed, int uses, int64_t now) {
-  if (revoked) return TokenUse::kRevoked;
-  if (now >= expires_at) return TokenUse::kExpired;
-  if (uses >= uses_allowed) return TokenUse::kUsedUp;
-  return TokenUse::kOk;
-}
-
-bool cert_order(const CertRecord& a, const CertRecord& b) {
-  return std::tie(a.not_before, a.serial) < std::tie(b.not_before, b.serial);
-}
-
-bool token_order(const TokenRecord& a, const TokenRecord& b) {
-  return std::tie(a.created_at, a.id) < std::tie(b.created_at, b.id);
-}
-
-// bind_ca's refusal, the same for both stores.
-void check_ca(const std::string& url, const std::string& bound, const std::string& pin) {
-  if (bound == pin) return;
-  throw InputError("store " + url + " belongs to the CA " + bound + ", not to this CA " + pin +
-                   "; give the --pki of that CA, or another store for this one");
-}
-
-// ---------------------------------------------------------------------------------------------
-// memory:
-
-class MemoryStore : public Store {
- public:
-  bool insert_certificate(const CertRecord& cert) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return insert_locked(cert);
-  }
-
-  size_t record_certificates(const std::vector<CertRecord>& certs) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    size_t added = 0;
-    for (const auto& c : certs) added += certs_.emplace(c.serial, c).second ? 1 : 0;
-    return added;
-  }
-
-  std::optional<CertRecord> find_certificate(const std::string& serial) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = certs_.find(serial);
-    if (it == certs_.end()) return std::nullopt;
-    return it->second;
-  }
-
-  std::vector<CertRecord> list_certificates() override {
-    std::vector<CertRecord> out;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (const auto& [serial, cert] : certs_) out.push_back(cert);
-    }
-    std::sort(out.begin(), out.end(), cert_order);
-    return out;
-  }
-
-  bool revoke_certificate(const std::string& serial, int reason, int64_t now) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = certs_.find(serial);
-    if (it == certs_.end()) return false;
-    CertRecord& c = it->second;
-    if (c.status != "revoked") {
-      c.status = "revoked";
-      c.revoked_at = now;
-      c.reason = reason;
-      ++revocations_;
-    }
-    return true;
-  }
-
-  std::optional<CertRecord> newest_of_identity(const std::string& identity) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    const CertRecord* best = nullptr;
-    for (const auto& [serial, c] : certs_) {
-      if (c.identity != identity) continue;
-      if (!best || std::make_pair(c.not_before, order_.at(c.serial)) >
-                       std::make_pair(best->not_before, order_.at(best->serial))) {
-        best = &c;
-      }
-    }
-    if (!best) return std::nullopt;
-    return *best;
-  }
-
-  std::vector<CertRecord> certificates_with_key(const std::string& key_hash) override {
-    return select([&](const CertRecord& c) { return c.key_hash == key_hash; });
-  }
-
-  std::vector<CertRecord> certificates_of_node(const std::string& node) override {
-    return select([&](const CertRecord& c) { return c.node == node; });
-  }
-
-  bool fill_certificate_identity(const std::string& serial, const std::string& key_hash,
-                                 const std::string& node, const std::string& identity) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = certs_.find(serial);
-    if (it == certs_.end() || !it->second.key_hash.empty()) return false;
-    it->second.key_hash = key_hash;
-    it->second.node = node;
-    it->second.identity = identity;
-    return true;
-  }
-
-  int64_t revocation_count() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return revocations_;
-  }
-
-  CrlBasis next_crl() override {
-    CrlBasis b;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      b.number = ++crl_number_;
-      b.revocations = revocations_;
-    }
-    b.revoked = select([](const CertRecord& c) { return c.status == "revoked"; });
-    return b;
-  }
-
-  bool insert_token(const TokenRecord& token) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return tokens_.emplace(token.id, token).second;
-  }
-
-  std::optional<TokenRecord> find_token(const std::string& id) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = tokens_.find(id);
-    if (it == tokens_.end()) return std::nullopt;
-    return it->second;
-  }
-
-  std::vector<TokenRecord> list_tokens() override {
-    std::vector<TokenRecord> out;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (const auto& [id, token] : tokens_) out.push_back(token);
-    }
-    std::sort(out.begin(), out.end(), token_order);
-    return out;
-  }
-
-  bool revoke_token(const std::string& id) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = tokens_.find(id);
-    if (it == tokens_.end()) return false;
-    it->second.revoked = true;
-    return true;
-  }
-
-  TokenUse use_token(const std::string& id, const CertRecord& cert, int64_t now) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = tokens_.find(id);
-    if (it == tokens_.end()) return TokenUse::kUnknown;
-    TokenRecord& t = it->second;
-    TokenUse u = check_token(t.revoked, t.expires_at, t.uses_allowed, t.uses, now);
-    if (u != TokenUse::kOk) return u;
-    if (!insert_locked(cert)) return TokenUse::kDuplicateSerial;
-    ++t.uses;
-    return TokenUse::kOk;
-  }
-
-  bool healthy() override { return true; }
-
-  void bind_ca(const std::string& pin) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (ca_pin_.empty()) ca_pin_ = pin;
-    check_ca("memory:", ca_pin_, pin);
-  }
-
- private:
-  bool insert_locked(const CertRecord& cert) {
-    if (!certs_.emplace(cert.serial, cert).second) return false;
-    order_[cert.serial] = ++inserted_;
-    return true;
-  }
-
-  template <class Pred>
-  std::vector<CertRecord> select(Pred pred) {
-    std::vector<CertRecord> out;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (const auto& [serial, c] : certs_) {
-        if (pred(c)) out.push_back(c);
-      }
-    }
-    std::sort(out.begin(), out.end(), cert_order);
-    return out;
-  }
-
-  std::mutex mu_;
-  std::string ca_pin_;
-  std::map<std::string, CertRecord> certs_;
-  std::map<std::string, uint64_t> order_;  // serial -> insertion number
-  uint64_t inserted_ = 0;
-  std::map<std::string, TokenRecord> tokens_;
-  int64_t revocations_ = 0;
-  int64_t crl_number_ = 0;
-};
-
-// ---------------------------------------------------------------------------------------------
-// sqlite:PATH
+using namespace store_internal;
 
 // Rows of each table a health check reads (about 512 KiB of certificates).
 constexpr int64_t kHealthSlice = 512;
@@ -316,27 +97,6 @@ constexpr const char* kTokenColumns =
     "id, secret_hash, node, ips, profile, created_at, expires_at, uses_allowed, uses, revoked";
 
 std::string to_json(const std::vector<std::string>& v) { return nlohmann::json(v).dump(); }
-
-// Creates the missing folders of `dir` with mode 0700: the store holds token hashes.
-void make_private_dirs(const std::filesystem::path& dir) {
-  if (dir.empty()) return;
-  std::error_code ec;
-  if (std::filesystem::exists(dir, ec)) return;
-  make_private_dirs(dir.parent_path());
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    throw std::runtime_error("cannot create folder " + dir.string() + ": " + std::strerror(errno));
-  }
-}
-
-// Creates an absent database file as 0600; SQLite gives its -wal and -shm files the same mode.
-void make_private_file(const std::filesystem::path& path) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd >= 0) {
-    ::close(fd);
-  } else if (errno != EEXIST) {
-    throw std::runtime_error("cannot create " + path.string() + ": " + std::strerror(errno));
-  }
-}
 
 class SqliteStore : public Store {
  public:
@@ -984,35 +744,9 @@ class SqliteStore : public Store {
 
 }  // namespace
 
-std::unique_ptr<Store> open_store(const std::string& url, OpenMode mode) {
-  if (url == "memory:") return std::make_unique<MemoryStore>();
-  if (url == "sqlite::memory:") return std::make_unique<SqliteStore>(":memory:", url, true);
-  const std::string scheme = "sqlite:";
-  if (url.compare(0, scheme.size(), scheme) == 0) {
-    const std::filesystem::path path = url.substr(scheme.size());
-    if (path.empty()) {
-      throw std::runtime_error("store URL " + url + " has no path; use sqlite:PATH");
-    }
-    if (mode == OpenMode::kExisting) {
-      // An empty file is no store either: SQLite would make one in it.
-      struct stat st {};
-      if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
-        throw InputError("no store at " + path.string() +
-                         " (kubeca serve or kubeca init creates it)");
-      }
-      return std::make_unique<SqliteStore>(path.string(), url, false);
-    }
-    try {
-      make_private_dirs(path.parent_path());
-      make_private_file(path);
-    } catch (const std::exception& e) {
-      throw std::runtime_error("cannot open store " + url + ": " + e.what());
-    }
-    return std::make_unique<SqliteStore>(path.string(), url, true);
-  }
-  if (url.rfind("etcd:", 0) == 0 || url.rfind("etcd+http:", 0) == 0) return open_etcd_store(url);
-  throw std::runtime_error("unsupported store URL \"" + url +
-                           "\"; use sqlite:PATH, sqlite::memory: or memory:");
+std::unique_ptr<Store> store_internal::make_sqlite_store(const std::string& path,
+                                                         const std::string& url, bool create) {
+  return std::make_unique<SqliteStore>(path, url, create);
 }
 
 }  // namespace kubeca

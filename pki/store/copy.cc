@@ -1,10 +1,9 @@
-#include "kubeca/store_copy.h"
-
 #include <map>
 #include <stdexcept>
 #include <tuple>
 
 #include "kubeca/config.h"
+#include "kubeca/store_copy.h"
 
 namespace kubeca {
 
