@@ -77,6 +77,7 @@ int cmd_crl(const std::vector<std::string>& args);
 int cmd_demo(const std::vector<std::string>& args);
 int cmd_store(const std::vector<std::string>& args);
 int cmd_ca(const std::vector<std::string>& args);
+int cmd_bench(const std::vector<std::string>& args);
 
 // DIR/ca.pem's pin, "sha256:HEX" (InputError when it is missing or not a certificate).
 std::string folder_ca_pin(const std::string& pki);

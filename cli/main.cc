@@ -28,6 +28,7 @@ const Command kCommands[] = {
     {"revoke", "revoke a certificate by serial or file", cmd_revoke},
     {"crl", "write the current certificate revocation list", cmd_crl},
     {"store", "migrate: move the signer's records to another store (SQLite, etcd)", cmd_store},
+    {"bench", "join: many nodes joining at once, timed and checked", cmd_bench},
     {"demo", "the whole story on this machine, in a temporary folder", cmd_demo},
     {"version", "print kubeca's version (as --version)", cmd_version},
     {"completion",
@@ -42,6 +43,7 @@ const std::pair<const char*, const char*> kActions[] = {
     {"token", "create list revoke"},
     {"ca", "pin"},
     {"store", "migrate"},
+    {"bench", "join"},
     {"bootstrap", "master worker etcd addons"},
     {"completion", "bash"},
 };

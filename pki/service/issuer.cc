@@ -391,7 +391,7 @@ struct Issuer::Impl {
   // Records stored before the store knew keys and identities get them once, so a key
   // revoked back then is barred and an old certificate's renewals count as newer.
   void fill_identities() {
-    for (const auto& r : store.list_certificates()) {
+    for (const auto& r : store.certificates_without_identity()) {
       if (!r.key_hash.empty() || r.pem.empty()) continue;
       try {
         const CertRecord d = record_of(parse_certificate_pem(r.pem), r.profile, r.requester);
@@ -439,13 +439,8 @@ Issuer::Issuer(const Config& config, const std::filesystem::path& pki_dir, Store
   if (options.metrics) {
     options.metrics->set_ca_not_after(
         Clock::to_time_t(m.ca->certificate().not_after().to_std_timepoint()));
-    try {
-      options.metrics->follow_store(store, unix_now());
-    } catch (const std::exception& e) {
-      // Serve anyway: /healthz answers and /readyz says why this replica takes no traffic.
-      std::cerr << "kubeca: the store cannot be read (" << e.what()
-                << "); /readyz answers 503 until it can\n";
-    }
+    // Read later (the server warms it up in the background), not before the first answer.
+    options.metrics->follow_store(store);
   }
   if (!options.audit_log.empty()) {
     m.audit_file.open(options.audit_log, std::ios::app);

@@ -67,7 +67,11 @@ struct Metrics::Impl {
   std::vector<uint64_t> issued;          // by profile
   std::vector<std::set<LiveCert>> live;  // by profile, soonest first
   int64_t ca_not_after = 0;
-  // Guards the two below and orders hooks after a reload; taken before `mu`, never inside.
+  // While a reload reads the store, the hooks' changes are also kept here (true: issued),
+  // to be applied again over what it read: the reload holds no lock a request waits for.
+  bool loading = false;
+  std::vector<std::pair<bool, std::pair<size_t, LiveCert>>> during_load;
+  // Serializes reloads and guards the two below; taken before `mu`, never inside it.
   std::mutex follow_mu;
   Store* store = nullptr;             // followed for changes made by other processes
   int64_t store_version = INT64_MIN;  // INT64_MIN: not loaded yet
@@ -147,30 +151,73 @@ void Metrics::load_certificates(const std::vector<CertRecord>& certs, int64_t no
   }
 }
 
-void Metrics::follow_store(Store& store, int64_t now) {
+void Metrics::follow_store(Store& store) {
   std::lock_guard<std::mutex> lock(impl_->follow_mu);
   impl_->store = &store;
-  const int64_t version = store.outside_changes();
-  load_certificates(store.list_certificates(), now);  // when it throws, render tries again
-  impl_->store_version = version;
+  impl_->store_version = INT64_MIN;
+}
+
+// With follow_mu held. Reads the store without `mu`; the hooks that ran meanwhile are
+// applied again in their order over what was read, so none is lost to the reload.
+void Metrics::reload_locked(int64_t now) {
+  Impl& m = *impl_;
+  const int64_t version = m.store->outside_changes();
+  {
+    std::lock_guard<std::mutex> lock(m.mu);
+    m.loading = true;
+    m.during_load.clear();
+  }
+  std::vector<std::set<LiveCert>> live(profile_labels().size());
+  try {
+    m.store->visit_live_certificates(
+        now, [&](const std::string& serial, const std::string& profile, int64_t not_after) {
+          const size_t p = profile_index(profile);
+          if (p != 0) live[p].insert({not_after, std::hash<std::string>()(serial)});
+        });
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(m.mu);
+    m.loading = false;
+    throw;
+  }
+  std::lock_guard<std::mutex> lock(m.mu);
+  m.live = std::move(live);
+  for (const auto& [issued, at] : m.during_load) {
+    if (issued) {
+      m.live[at.first].insert(at.second);
+    } else {
+      m.live[at.first].erase(at.second);
+    }
+  }
+  m.during_load.clear();
+  m.loading = false;
+  m.store_version = version;
+}
+
+void Metrics::refresh(int64_t now) {
+  std::lock_guard<std::mutex> follow(impl_->follow_mu);
+  if (!impl_->store) return;
+  // A store that cannot be read keeps the last figures; /readyz says why.
+  try {
+    if (impl_->store->outside_changes() != impl_->store_version) reload_locked(now);
+  } catch (const std::exception&) {
+  }
 }
 
 void Metrics::certificate_issued(const CertRecord& cert) {
   const size_t p = profile_index(cert.profile);
   if (p == 0) return;
-  // follow_mu too: a reload in progress finishes first, so the insert is never lost to it.
-  std::lock_guard<std::mutex> follow(impl_->follow_mu);
   std::lock_guard<std::mutex> lock(impl_->mu);
   ++impl_->issued[p];
   impl_->live[p].insert(live_key(cert));
+  if (impl_->loading) impl_->during_load.push_back({true, {p, live_key(cert)}});
 }
 
 void Metrics::certificate_revoked(const CertRecord& cert) {
   const size_t p = profile_index(cert.profile);
   if (p == 0) return;
-  std::lock_guard<std::mutex> follow(impl_->follow_mu);
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->live[p].erase(live_key(cert));
+  if (impl_->loading) impl_->during_load.push_back({false, {p, live_key(cert)}});
 }
 
 void Metrics::set_ca_not_after(int64_t unix_seconds) {
@@ -182,20 +229,9 @@ std::string Metrics::render(int64_t now) {
   const auto& route = routes();
   const auto& profile = profile_labels();
   const auto& result = results();
-  std::unique_lock<std::mutex> follow(impl_->follow_mu);
-  if (impl_->store) {
-    // Rare (a CLI revocation, an offline issue), so the whole table is read then only.
-    // A store that cannot be read keeps the last figures; /readyz says why.
-    try {
-      const int64_t version = impl_->store->outside_changes();
-      if (version != impl_->store_version) {
-        load_certificates(impl_->store->list_certificates(), now);
-        impl_->store_version = version;
-      }
-    } catch (const std::exception&) {
-    }
-  }
-  follow.unlock();
+  // The first time, and after another process wrote (rare: a CLI revocation, an offline
+  // issue), the store's live certificates are read again.
+  refresh(now);
   std::lock_guard<std::mutex> lock(impl_->mu);
   Impl& m = *impl_;
   m.prune(now);

@@ -90,6 +90,7 @@ struct SigningServer::Impl {
   Metrics metrics;
   std::atomic<bool> ready{false};
   std::thread renewer;
+  std::thread warmer;  // reads the store's live certificates for /metrics after the start
   std::mutex renew_mu;
   std::condition_variable renew_cv;
   bool stopping = false;
@@ -408,6 +409,7 @@ int SigningServer::start() {
   m.ready = true;
   m.http->start();
   m.renewer = std::thread([&m] { m.renew_signer(); });
+  m.warmer = std::thread([&m] { m.metrics.refresh(unix_now()); });
   return port;
 }
 
@@ -424,6 +426,7 @@ void SigningServer::stop() {
 void SigningServer::wait() {
   Impl& m = *impl_;
   if (m.renewer.joinable()) m.renewer.join();
+  if (m.warmer.joinable()) m.warmer.join();
   if (m.http) m.http->wait();
 }
 

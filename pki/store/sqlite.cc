@@ -241,6 +241,39 @@ class SqliteStore : public Store {
     return sqlite3_changes(db_) == 1;
   }
 
+  // By the key_hash index: a store filled in long ago costs one index probe at start.
+  std::vector<CertRecord> certificates_without_identity() override {
+    return select_certs("key_hash", "", "reading certificates stored without a key hash");
+  }
+
+  // In slices of rowids, the lock released between them: a start-up scan of a large store
+  // does not hold up the requests being answered meanwhile.
+  void visit_live_certificates(int64_t now, const LiveVisitor& fn) override {
+    struct Row {
+      std::string serial, profile;
+      int64_t not_after;
+    };
+    std::vector<Row> rows;
+    for (int64_t after = 0;;) {
+      rows.clear();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        Stmt s = prepare(
+            "SELECT rowid, serial, profile, not_after FROM certificates NOT INDEXED WHERE rowid > ?1"
+            " AND status = 'good' AND not_after > ?2 ORDER BY rowid LIMIT 2048",
+            "reading the live certificates");
+        s.bind(1, after);
+        s.bind(2, now);
+        while (s.step()) {
+          after = s.int64(0);
+          rows.push_back({s.text(1), s.text(2), s.int64(3)});
+        }
+      }
+      for (const auto& r : rows) fn(r.serial, r.profile, r.not_after);
+      if (rows.size() < 2048) return;
+    }
+  }
+
   int64_t revocation_count() override {
     std::lock_guard<std::mutex> lock(mu_);
     return counter("revocations", "reading the revocation count");

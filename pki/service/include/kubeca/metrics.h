@@ -28,9 +28,14 @@ class Metrics {
 
   // The store's certificates at start; revoked and expired ones are skipped.
   void load_certificates(const std::vector<CertRecord>& certs, int64_t now);
-  // Loads `store` now, and again on render when another process (the CLI) has written to it
-  // since: the hooks only see what this process does. `store` outlives this object.
-  void follow_store(Store& store, int64_t now);
+  // Follows `store`: its live certificates are read by the first refresh() (or render),
+  // and again when another process (the CLI) has written to it since: the hooks only see
+  // what this process does. Reads nothing now, so a large store does not delay the start.
+  // `store` outlives this object.
+  void follow_store(Store& store);
+  // Reads the followed store when it was never read or changed outside; requests go on
+  // meanwhile (the hooks do not wait for it).
+  void refresh(int64_t now);
   void certificate_issued(const CertRecord& cert);   // counts it and adds it to the live ones
   void certificate_revoked(const CertRecord& cert);  // idempotent
   void set_ca_not_after(int64_t unix_seconds);
@@ -42,6 +47,8 @@ class Metrics {
   static const std::vector<std::string>& results();  // "ok", the refusal codes, "other"
 
  private:
+  void reload_locked(int64_t now);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -82,6 +83,24 @@ class Store {
   // false when the serial is unknown or the record has them already.
   virtual bool fill_certificate_identity(const std::string& serial, const std::string& key_hash,
                                          const std::string& node, const std::string& identity) = 0;
+  // The records stored without key_hash (before schema 2): what fill_certificate_identity
+  // is for. Few or none, found without reading the others.
+  virtual std::vector<CertRecord> certificates_without_identity() {
+    std::vector<CertRecord> out;
+    for (auto& c : list_certificates()) {
+      if (c.key_hash.empty()) out.push_back(std::move(c));
+    }
+    return out;
+  }
+  // Calls fn for every certificate neither revoked nor expired at `now`, without holding
+  // every record in memory at once; the store may be written to meanwhile.
+  using LiveVisitor = std::function<void(const std::string& serial, const std::string& profile,
+                                         int64_t not_after)>;
+  virtual void visit_live_certificates(int64_t now, const LiveVisitor& fn) {
+    for (const auto& c : list_certificates()) {
+      if (c.status == "good" && c.not_after > now) fn(c.serial, c.profile, c.not_after);
+    }
+  }
   // How many revocations the store has seen: a cheap way to tell that the CRL is stale.
   virtual int64_t revocation_count() = 0;
   // In one transaction: takes the next CRL Number (persisted, never handed out twice) and
