@@ -88,7 +88,7 @@ EOF
   cat "$dir/join.txt"
   # Server CPU covers the token creation too (NODES admin requests).
   echo "server: peak RSS $rss MiB, CPU $(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN {printf "%.2f", b - a}') s (tokens and joins)"
-  p99=$(awk '/^latency/ {print $7}' "$dir/join.txt")
+  p99=$(awk '/^latency/ {print $8}' "$dir/join.txt")
   rate=$(awk '/joins\/s/ {print $3}' "$dir/join.txt")
   verdict "$([[ $rc == 0 ]] && echo 1 || echo 0)" "every node joined, every certificate verified, serials unique (bench join exit $rc)"
   verdict "$(awk -v p="$p99" -v t=$TARGET_P99_MS 'BEGIN {print (p != "" && p <= t) ? 1 : 0}')" "p99 $p99 ms (target <= $TARGET_P99_MS ms)"

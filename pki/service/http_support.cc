@@ -91,6 +91,10 @@ std::shared_ptr<ssl::context> make_tls(const std::string& cert_pem, const std::s
   // Ask for a client certificate but let the handler judge it: a JSON 401 says more
   // than a failed handshake.
   SSL_CTX_set_verify(native, SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 1; });
+  // No session resumption: nodes and the CLI open one connection per process, so tickets
+  // (two made and sent per TLS 1.3 handshake) and the session cache were pure cost.
+  SSL_CTX_set_num_tickets(native, 0);
+  SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_OFF);
   static const unsigned char sid[] = "kubeca";
   SSL_CTX_set_session_id_context(native, sid, sizeof sid - 1);
   return ctx;
