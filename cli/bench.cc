@@ -1,12 +1,11 @@
 // `kubeca bench join`: a thousand nodes joining at once (docs/benchmarks.md, "join").
-#include "kubeca/join_bench.h"
-
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 
 #include "common.h"
 #include "kubeca/fs.h"
+#include "kubeca/join_bench.h"
 
 namespace kubeca::cli {
 
@@ -17,8 +16,8 @@ namespace fs = std::filesystem;
 size_t count_flag(const po::variables_map& vm, const char* name, long long max) {
   const long long v = vm[name].as<long long>();
   if (v < 1 || v > max) {
-    throw UsageError(std::string("--") + name + ": " + std::to_string(v) + " is not between 1 and " +
-                     std::to_string(max));
+    throw UsageError(std::string("--") + name + ": " + std::to_string(v) +
+                     " is not between 1 and " + std::to_string(max));
   }
   return static_cast<size_t>(v);
 }

@@ -154,8 +154,8 @@ std::vector<Node> prepare(const JoinBenchOptions& o) {
   parallel_for(threads, threads, [&](size_t t) {
     std::unique_ptr<ApiClient> api;
     if (!o.store) {
-      api = std::make_unique<ApiClient>(o.servers[t % o.servers.size()], o.ca_pem,
-                                        o.admin_cert_pem, o.admin_key_pem);
+      api = std::make_unique<ApiClient>(o.servers[t % o.servers.size()], o.ca_pem, o.admin_cert_pem,
+                                        o.admin_key_pem);
     }
     for (size_t i; (i = next++) < o.nodes;) {
       Node& n = nodes[i];
@@ -168,7 +168,8 @@ std::vector<Node> prepare(const JoinBenchOptions& o) {
       }
       const HttpResult r = with_retries(
           [&] {
-            return api->post("/v1/tokens", json{{"node", n.name}, {"ips", {n.ip}}, {"uses", 1}, {"ttl", "1h"}});
+            return api->post("/v1/tokens",
+                             json{{"node", n.name}, {"ips", {n.ip}}, {"uses", 1}, {"ttl", "1h"}});
           },
           4, std::chrono::milliseconds(2000));
       if (r.status != 201) throw std::runtime_error("creating a token: " + r.describe());
@@ -179,8 +180,7 @@ std::vector<Node> prepare(const JoinBenchOptions& o) {
 }
 
 // Every node at once, `concurrency` at a time; the latencies, sorted.
-std::vector<double> join_all(const JoinBenchOptions& o, std::vector<Node>& nodes,
-                             double& seconds) {
+std::vector<double> join_all(const JoinBenchOptions& o, std::vector<Node>& nodes, double& seconds) {
   ssl::context tls(ssl::context::tls_client);
   tls.set_verify_mode(ssl::verify_peer);
   tls.add_certificate_authority(net::buffer(o.ca_pem));
@@ -210,8 +210,7 @@ std::vector<double> join_all(const JoinBenchOptions& o, std::vector<Node>& nodes
       for (size_t i; (i = next++) < nodes.size();) {
         const auto start = Steady::now();
         join_once(tls, servers[i % servers.size()], nodes[i]);
-        nodes[i].ms =
-            std::chrono::duration<double, std::milli>(Steady::now() - start).count();
+        nodes[i].ms = std::chrono::duration<double, std::milli>(Steady::now() - start).count();
       }
     });
   }

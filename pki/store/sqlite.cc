@@ -259,7 +259,8 @@ class SqliteStore : public Store {
       {
         std::lock_guard<std::mutex> lock(mu_);
         Stmt s = prepare(
-            "SELECT rowid, serial, profile, not_after FROM certificates NOT INDEXED WHERE rowid > ?1"
+            "SELECT rowid, serial, profile, not_after FROM certificates NOT INDEXED WHERE rowid > "
+            "?1"
             " AND status = 'good' AND not_after > ?2 ORDER BY rowid LIMIT 2048",
             "reading the live certificates");
         s.bind(1, after);

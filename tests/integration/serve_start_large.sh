@@ -56,10 +56,20 @@ PY
 }
 # The same start on an empty store: what the process costs whatever the store holds (on a
 # loaded 2-core machine, 150 to 300 ms). The 100,000 certificates may add at most 100 ms.
-read -r empty pid _ < <(ready_ms "sqlite:$T/empty.db")
-kill -TERM "$pid"
-read -r ms SERVER_PID PORT < <(ready_ms "sqlite:$D/kubeca.db")
-SERVER_PIDS+=("$SERVER_PID")
+# The best of three starts each: the machine's noise is larger than what is measured.
+min() { awk -v a="$1" -v b="$2" 'BEGIN {print (a == "" || (b != "timeout" && b + 0 < a + 0)) ? b : a}'; }
+empty= ms=
+for i in 1 2 3; do
+  read -r t pid _ < <(ready_ms "sqlite:$T/empty.db")
+  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  empty=$(min "$empty" "$t")
+done
+for i in 1 2 3; do
+  read -r t SERVER_PID PORT < <(ready_ms "sqlite:$D/kubeca.db")
+  SERVER_PIDS+=("$SERVER_PID")
+  ms=$(min "$ms" "$t")
+  [ "$i" = 3 ] || { kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; }
+done
 URL=https://127.0.0.1:$PORT
 extra=100
 [ "${KUBECA_SANITIZED:-0}" = 1 ] && extra=3000

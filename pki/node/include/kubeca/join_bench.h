@@ -30,11 +30,9 @@ struct JoinBenchResult {
   double p50_ms = 0, p95_ms = 0, p99_ms = 0, max_ms = 0;
   double seconds = 0;  // from the first connect to the last answer
   double joins_per_second = 0;
-  size_t verified = 0;       // certificates that chain to the CA and carry the node's key
+  size_t verified = 0;        // certificates that chain to the CA and carry the node's key
   size_t unique_serials = 0;  // distinct serials among the certificates answered
-  bool ok() const {
-    return successes == nodes && verified == nodes && unique_serials == nodes;
-  }
+  bool ok() const { return successes == nodes && verified == nodes && unique_serials == nodes; }
 };
 
 // Prepares N keys, CSRs and single-use tokens (not timed), then lets `concurrency` threads

@@ -94,8 +94,8 @@ class Store {
   }
   // Calls fn for every certificate neither revoked nor expired at `now`, without holding
   // every record in memory at once; the store may be written to meanwhile.
-  using LiveVisitor = std::function<void(const std::string& serial, const std::string& profile,
-                                         int64_t not_after)>;
+  using LiveVisitor =
+      std::function<void(const std::string& serial, const std::string& profile, int64_t not_after)>;
   virtual void visit_live_certificates(int64_t now, const LiveVisitor& fn) {
     for (const auto& c : list_certificates()) {
       if (c.status == "good" && c.not_after > now) fn(c.serial, c.profile, c.not_after);
