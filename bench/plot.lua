@@ -4,7 +4,9 @@
 --   TOKEN   optional; sent as "Authorization: Bearer TOKEN" (kubeca)
 -- done() prints one machine-readable RESULT line.
 local bodies = {}
-for line in io.lines(assert(os.getenv("BODIES"), "BODIES is not set")) do
+local path = os.getenv("BODIES")
+assert(path, "BODIES is not set")
+for line in io.lines(path) do
   bodies[#bodies + 1] = line
 end
 local headers = {["Content-Type"] = "application/json"}
