@@ -70,7 +70,7 @@ expect_eq "list: not_before" "$(py '[c["not_before"] for c in d if c["name"]=="a
 "$KUBECA" certs list --pki "$P" >"$T/table"
 leaves=$(awk '/^$/ {exit} NR>1 {print $1}' "$T/table")
 cas=$(awk 'f && NF {print $1} /^CERTIFICATE AUTHORITY/ {f=1}' "$T/table")
-expect_eq "table: the CAs" "$(echo $cas)" "ca etcd/ca front-proxy-ca"
+expect_eq "table: the CAs" "$(xargs <<<"$cas")" "ca etcd/ca front-proxy-ca"
 expect_eq "table: 16 leaves" "$(wc -w <<<"$leaves")" 16
 for name in $leaves; do
   kc 0 certs renew "$name" --pki "$P" --dry-run
@@ -132,7 +132,10 @@ expect_eq "store migrate -o json" "$(py '(d["tokens"], d["revoked"], d["verified
 
 # ---------------------------------------------------------------------------------------
 # certs renew applies today's config: a SAN added to it is in the renewed apiserver
-# certificate; --dry-run shows it and writes nothing.
+# certificate; --dry-run shows it and writes nothing. The config init used changes nothing.
+kc 0 certs renew all --pki "$P" --config "$T/cluster.yaml" --dry-run -o json
+expect_eq "same config: no change planned" "$(py '[c["name"] for c in d if c["added"] or c["removed"]]' <<<"$OUT")" "[]"
+expect_eq "same config: every leaf planned" "$(py 'len(d)' <<<"$OUT")" 17
 make_config modern ecdsa-p256 "$T/new.yaml" "s|^  url: .*|&\n  store: sqlite:$T/k.db|" \
   's|^  extra_sans: \[\]|  extra_sans: [api.example.com, 192.168.24.99]|'
 kc 1 init --config "$T/new.yaml" --pki "$P"
