@@ -94,6 +94,12 @@ expect_one_error_line "--store missing" "no store"
 [ ! -e "$T/nowhere.db" ] && pass || fail "inspect made a store"
 kc 2 certs inspect "$A" --store "ftp://x"
 expect_one_error_line "--store bad URL" "unsupported store URL"
+kc 2 certs inspect "$A" --config "$T/nowhere.yaml"
+expect_one_error_line "--config missing" "--config: $T/nowhere.yaml does not exist"
+kc 2 certs inspect "$A" --env-file "$P"
+expect_one_error_line "--env-file a folder" "is a folder, not a file"
+kc 2 certs inspect "$A" "$A"
+expect_one_error_line "two files" "unexpected argument"
 kc 2 certs inspect "$A" -o wide
 expect_one_error_line "-o wide" 'unknown output format "wide"'
 
