@@ -5,6 +5,7 @@
 
 #include "common.h"
 #include "kubeca/fs.h"
+#include "output.h"
 
 namespace kubeca::cli {
 
@@ -22,6 +23,7 @@ int print_folder_ca_pin(const std::vector<std::string>& args, const std::string&
   po::options_description desc("Options");
   desc.add_options()("pki", po::value<std::string>()->required(),
                      "the PKI folder whose ca.pem is pinned");
+  add_output_options(desc);
   po::variables_map vm;
   if (!parse(args,
              usage +
@@ -33,12 +35,19 @@ int print_folder_ca_pin(const std::vector<std::string>& args, const std::string&
              desc, vm)) {
     return 0;
   }
-  std::cout << folder_ca_pin(vm["pki"].as<std::string>()) << "\n";
+  const Format format = output_format(vm);
+  const std::string pki = vm["pki"].as<std::string>();
+  const std::string pin = folder_ca_pin(pki);
+  if (format == Format::kTable) {
+    std::cout << pin << "\n";  // the pin alone: what a script pastes
+  } else {
+    print_data({{"pin", pin}, {"ca", (std::filesystem::path(pki) / "ca.pem").string()}}, format);
+  }
   return 0;
 }
 
 int cmd_ca(const std::vector<std::string>& args) {
-  const std::string usage = "Usage: kubeca ca pin --pki DIR";
+  const std::string usage = "Usage: kubeca ca pin --pki DIR [-o json|yaml|table]";
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     (args.empty() ? std::cerr : std::cout) << usage << "\n";
     return args.empty() ? 2 : 0;

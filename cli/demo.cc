@@ -8,6 +8,7 @@
 #include "kubeca/pki.h"
 #include "kubeca/server.h"
 #include "kubeca/token.h"
+#include "output.h"
 
 namespace kubeca::cli {
 
@@ -64,9 +65,7 @@ int cmd_demo(const std::vector<std::string>& args) {
             << algo << ")\n\n";
   std::vector<std::vector<std::string>> rows{{"   CERTIFICATE", "SUBJECT", "EXPIRES", "CA"}};
   for (const auto& c : list_certificates(pki, std::chrono::system_clock::now())) {
-    if (c.name.find(".conf") == std::string::npos) {
-      rows.push_back({"   " + c.name, c.subject, format_time(c.not_after), c.issuer});
-    }
+    rows.push_back({"   " + c.name, c.subject, table_time(c.not_after), c.issuer});
   }
   print_table(rows);
 
@@ -89,8 +88,8 @@ int cmd_demo(const std::vector<std::string>& args) {
   std::cout << "\n3. A one-time token for node demo-worker-1\n   $ kubeca token create --store "
             << store << " --node demo-worker-1 --ip 127.0.0.2\n   token " << rec.id
             << ".<secret> (1 use, expires "
-            << format_time(std::chrono::system_clock::from_time_t(rec.expires_at))
-            << ")\n   CA pin " << pin << "\n";
+            << table_time(std::chrono::system_clock::from_time_t(rec.expires_at)) << ")\n   CA pin "
+            << pin << "\n";
 
   NodeRequestOptions n;
   n.server = url;

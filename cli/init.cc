@@ -3,6 +3,7 @@
 #include "common.h"
 #include "kubeca/fs.h"
 #include "kubeca/pki.h"
+#include "output.h"
 
 namespace kubeca::cli {
 
@@ -10,16 +11,18 @@ int cmd_init(const std::vector<std::string>& args) {
   po::options_description desc("Options");
   desc.add_options()("config,c", po::value<std::string>(), "cluster.yaml")(
       "env-file", po::value<std::string>(), "the seed's shell variables (MASTER_HOST=...)")(
-      "pki", po::value<std::string>()->required(), "the PKI folder to create or complete")(
-      "json", "print what was made as JSON");
+      "pki", po::value<std::string>()->required(), "the PKI folder to create or complete");
+  add_output_options(desc);
   po::variables_map vm;
   if (!parse(args,
-             "Usage: kubeca init --config cluster.yaml --pki DIR [--env-file F] [--json]\n\n"
+             "Usage: kubeca init --config cluster.yaml --pki DIR [--env-file F] [-o "
+             "json|yaml|table]\n\n"
              "Creates the cluster CA, every certificate the flavor needs and the\n"
              "kubeconfigs. Re-running creates what is missing and changes nothing else.",
              desc, vm)) {
     return 0;
   }
+  const Format format = output_format(vm);
   const std::string dir = vm["pki"].as<std::string>();
   check_output_dir("--pki", dir);
   const Config config = load_config_from(vm);
@@ -27,15 +30,16 @@ int cmd_init(const std::vector<std::string>& args) {
   const auto store = config_store(config, OpenMode::kCreate);
   const auto report = init_pki(config, dir, std::chrono::system_clock::now(), progress_line,
                                {store.get(), crl_url_of(config)});
-  if (vm.count("json")) {
+  if (format != Format::kTable) {
     nlohmann::json files = nlohmann::json::array();
     for (const auto& f : report.files) files.push_back({{"path", f.path}, {"created", f.created}});
-    print_json({{"pki", dir},
+    print_data({{"pki", dir},
                 {"flavor", to_string(config.flavor)},
                 {"key_algorithm", config.key_algorithm},
                 {"created", report.created()},
                 {"elapsed_ms", report.elapsed.count()},
-                {"files", files}});
+                {"files", files}},
+               format);
     return 0;
   }
   for (const auto& f : report.files) {

@@ -3,6 +3,7 @@
 #include "common.h"
 #include "kubeca/fs.h"
 #include "kubeca/pki.h"
+#include "output.h"
 
 namespace kubeca::cli {
 
@@ -19,8 +20,8 @@ int cmd_issue(const std::vector<std::string>& args) {
       "flavor", po::value<std::string>(),
       "modern or coreos-2016 (default: the config's, or the CA's)")(
       "out", po::value<std::string>(), "write PREFIX.pem and PREFIX-key.pem")(
-      "force", "replace an existing PREFIX.pem / PREFIX-key.pem")("json",
-                                                                  "print the result as JSON");
+      "force", "replace an existing PREFIX.pem / PREFIX-key.pem");
+  add_output_options(desc);
   po::positional_options_description pos;
   pos.add("profile", 1);
   po::variables_map vm;
@@ -30,12 +31,14 @@ int cmd_issue(const std::vector<std::string>& args) {
   }
   if (!parse(args,
              "Usage: kubeca issue PROFILE --pki DIR [--config F] [--name N] [--ip IP]... "
-             "[--dns D]... [--out PREFIX] [--force]\n\nIssues one certificate with a new key. "
+             "[--dns D]... [--out PREFIX] [--force] [-o json|yaml|table]\n\nIssues one certificate "
+             "with a new key. "
              "An existing pair at PREFIX is refused unless --force.\nProfiles: " +
                  profiles,
              desc, vm, &pos)) {
     return 0;
   }
+  const Format format = output_format(vm);
   if (vm.count("out")) {
     const std::string out = vm["out"].as<std::string>();
     if (is_stdout(out)) throw UsageError("--out: issue writes two files; give a PREFIX, not -");
@@ -87,18 +90,20 @@ int cmd_issue(const std::vector<std::string>& args) {
       issue_to_files(*ca, spec, *algorithm, prefix, std::chrono::system_clock::now(),
                      vm.count("force") > 0, {store.get(), crl_url_of(config)});
   const std::string cert_file = prefix.string() + ".pem", key_file = prefix.string() + "-key.pem";
-  if (vm.count("json")) {
-    print_json({{"profile", to_string(*profile)},
-                {"subject", describe(spec)},
+  const auto not_after = issued.cert.not_after().to_std_timepoint();
+  if (format != Format::kTable) {
+    print_data({{"profile", to_string(*profile)},
+                {"subject", dn_text(issued.cert.subject_dn())},
                 {"serial", serial_hex(issued.cert)},
-                {"not_after", format_time(issued.cert.not_after().to_std_timepoint())},
+                {"not_before", format_time(issued.cert.not_before().to_std_timepoint())},
+                {"not_after", format_time(not_after)},
                 {"certificate", cert_file},
-                {"key", key_file}});
+                {"key", key_file}},
+               format);
   } else {
     std::cout << "issued " << to_string(*profile) << " " << describe(spec) << "\n  serial "
-              << serial_hex(issued.cert) << ", expires "
-              << format_time(issued.cert.not_after().to_std_timepoint()) << "\n  " << cert_file
-              << "\n  " << key_file << "\n";
+              << serial_hex(issued.cert) << ", expires " << table_time(not_after) << "\n  "
+              << cert_file << "\n  " << key_file << "\n";
   }
   return 0;
 }

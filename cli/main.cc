@@ -18,7 +18,7 @@ const Command kCommands[] = {
     {"init", "create the cluster PKI and kubeconfigs (idempotent)", cmd_init},
     {"issue", "issue one certificate of a profile from the CA", cmd_issue},
     {"kubeconfig", "write a kubeconfig for a certificate in the PKI", cmd_kubeconfig},
-    {"certs", "list, check-expiration, renew, ca-hash: the PKI's certificates", cmd_certs},
+    {"certs", "list, check-expiration, renew, inspect, ca-hash: the PKI's certificates", cmd_certs},
     {"ca", "pin: print the CA pin (sha256:HEX) that nodes check", cmd_ca},
     {"serve", "run the HTTPS signing service", cmd_serve},
     {"token", "create, list, revoke: bootstrap tokens for nodes", cmd_token},
@@ -39,7 +39,7 @@ const Command kCommands[] = {
 
 // The words after a command that take sub-actions, for completion.
 const std::pair<const char*, const char*> kActions[] = {
-    {"certs", "list check-expiration renew ca-hash"},
+    {"certs", "list check-expiration renew inspect ca-hash"},
     {"token", "create list revoke"},
     {"ca", "pin"},
     {"store", "migrate"},

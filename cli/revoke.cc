@@ -5,10 +5,22 @@
 #include "kubeca/fs.h"
 #include "kubeca/net.h"
 #include "kubeca/pki.h"
+#include "output.h"
 
 namespace kubeca::cli {
 
 namespace {
+
+void print_revoked(const std::vector<std::string>& serials, const std::string& reason,
+                   Format format) {
+  if (format == Format::kTable) {
+    for (const auto& s : serials) std::cout << "revoked " << s << " (" << reason << ")\n";
+    return;
+  }
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& s : serials) out.push_back({{"serial", s}, {"reason", reason}});
+  print_data(out, format);
+}
 
 int revoke_node(AdminTarget& t, const po::variables_map& vm, const std::string& node,
                 const std::string& reason_name, int reason) {
@@ -28,7 +40,7 @@ int revoke_node(AdminTarget& t, const po::variables_map& vm, const std::string& 
       throw std::runtime_error("no unexpired certificate of node " + node + " in the store");
     }
   }
-  for (const auto& s : serials) std::cout << "revoked " << s << " (" << reason_name << ")\n";
+  print_revoked(serials, reason_name, output_format(vm));
   return 0;
 }
 
@@ -42,16 +54,18 @@ int cmd_revoke(const std::vector<std::string>& args) {
       "reason", po::value<std::string>()->default_value("unspecified"),
       "keyCompromise, superseded, cessationOfOperation, affiliationChanged, ...")(
       "pki", po::value<std::string>(), "with --store: the PKI folder holding the CA");
+  add_output_options(desc);
   add_admin_options(desc);
   po::variables_map vm;
   if (!parse(args,
-             "Usage: kubeca revoke --serial HEX | --cert FILE | --node NAME [--reason R]\n"
+             "Usage: kubeca revoke --serial HEX | --cert FILE | --node NAME [--reason R] [-o ...]\n"
              "       (--pki DIR --store URL, or as an admin against the service)\n\n"
              "Marks the certificate revoked (with --node, every unexpired certificate of the\n"
              "node); the CRL lists it from then on, and no certificate with its key renews.",
              desc, vm)) {
     return 0;
   }
+  const Format format = output_format(vm);
   if (vm.count("serial") + vm.count("cert") + vm.count("node") != 1) {
     throw UsageError("give one of --serial, --cert or --node");
   }
@@ -93,7 +107,7 @@ int cmd_revoke(const std::vector<std::string>& args) {
     if (!rec) throw std::runtime_error("no certificate with that serial in the store");
     serial = rec->serial;
   }
-  std::cout << "revoked " << serial << " (" << reason_name << ")\n";
+  print_revoked({serial}, reason_name, format);
   return 0;
 }
 

@@ -3,6 +3,7 @@
 
 #include "common.h"
 #include "kubeca/store_copy.h"
+#include "output.h"
 
 namespace kubeca::cli {
 
@@ -14,9 +15,10 @@ int store_migrate(const std::vector<std::string>& args) {
                      "the store to read: sqlite:PATH or etcd://...")(
       "to", po::value<std::string>()->required(),
       "the store to fill (must be empty): etcd://H:P,...?ca=F&cert=F&key=F or sqlite:PATH");
+  add_output_options(desc);
   po::variables_map vm;
   if (!parse(args,
-             "Usage: kubeca store migrate --from URL --to URL\n\n"
+             "Usage: kubeca store migrate --from URL --to URL [-o json|yaml|table]\n\n"
              "Copies every certificate, revocation and token (with its uses) from one store to\n"
              "another and checks the copy record by record. The target must be empty. Stop the\n"
              "`kubeca serve` that writes the source first (nodes retry meanwhile), then start\n"
@@ -24,6 +26,7 @@ int store_migrate(const std::vector<std::string>& args) {
              desc, vm)) {
     return 0;
   }
+  const Format format = output_format(vm);
   const std::string from_url = vm["from"].as<std::string>(), to_url = vm["to"].as<std::string>();
   if (from_url == to_url) throw UsageError("--from and --to name the same store");
   auto from = open_store(from_url);
@@ -31,6 +34,16 @@ int store_migrate(const std::vector<std::string>& args) {
   const auto n = copy_store(*from, *to, [](size_t done, size_t total) {
     if (done % 100 == 0 || done == total) progress_line(done, total, "records copied");
   });
+  if (format != Format::kTable) {
+    print_data({{"from", from_url},
+                {"to", to_url},
+                {"certificates", n.certificates},
+                {"revoked", n.revoked},
+                {"tokens", n.tokens},
+                {"verified", true}},
+               format);
+    return 0;
+  }
   std::cout << "copied " << n.certificates << " certificates (" << n.revoked << " revoked) and "
             << n.tokens << " tokens from " << from_url << " to " << to_url << "; verified\n";
   return 0;

@@ -6,6 +6,7 @@
 #include "kubeca/kubeconfig.h"
 #include "kubeca/pki.h"
 #include "kubeca/profile.h"
+#include "output.h"
 
 namespace kubeca::cli {
 
@@ -67,8 +68,8 @@ int cmd_token(const std::vector<std::string>& args) {
       "ttl", po::value<std::string>()->default_value("1h"), "create: lifetime (30m, 1h, 24h)")(
       "uses", po::value<int>()->default_value(1), "create: how many certificates it may get")(
       "allow-privileged",
-      "create: allow a profile other than kubelet or kube-proxy (admin, apiserver, etcd-*, ...)")(
-      "json", "print as JSON");
+      "create: allow a profile other than kubelet or kube-proxy (admin, apiserver, etcd-*, ...)");
+  add_output_options(desc);
   add_admin_options(desc);
   add_join_options(desc);
   po::positional_options_description pos;
@@ -76,8 +77,8 @@ int cmd_token(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (!parse(args,
              "Usage: kubeca token create --node NAME --ip IP [--ip IP] [--profile kubelet] "
-             "[--ttl 1h] [--uses 1] [--allow-privileged]\n       kubeca token list\n       kubeca "
-             "token revoke ID\n\n"
+             "[--ttl 1h] [--uses 1] [--allow-privileged] [-o json|yaml|table]\n"
+             "       kubeca token list [-o json|yaml|table]\n       kubeca token revoke ID\n\n"
              "Against the store (--store sqlite:PATH) or a running service as an admin\n"
              "(--kubeconfig FILE, or --server URL --certificate-authority ca.pem\n"
              "--client-certificate admin.pem --client-key admin-key.pem).\n"
@@ -91,7 +92,7 @@ int cmd_token(const std::vector<std::string>& args) {
     return 0;
   }
   const std::string action = vm["action"].as<std::string>();
-  const bool as_json = vm.count("json") > 0;
+  const Format format = output_format(vm);
   if (action != "create" &&
       (vm.count("print-join-command") || vm.count("pki") || vm.count("config"))) {
     throw UsageError("--print-join-command, --pki and --config go with token create");
@@ -140,8 +141,8 @@ int cmd_token(const std::vector<std::string>& args) {
     if (join) {
       out["join_command"] = join_command(jt, out["token"], r.node);
     }
-    if (as_json) {
-      print_json(out);
+    if (format != Format::kTable) {
+      print_data(out, format);
     } else if (join) {
       std::cout << out["join_command"].get<std::string>() << "\n"
                 << "# on a host, prefer --token-file FILE (chmod 600) to --token: a command line "
@@ -151,7 +152,8 @@ int cmd_token(const std::vector<std::string>& args) {
       std::cerr << "token " << out["id"].get<std::string>() << " for node "
                 << out["node"].get<std::string>() << " (" << out["profile"].get<std::string>()
                 << "), " << out["uses_allowed"].get<int>() << " use(s), expires "
-                << out["expires_at"].get<std::string>() << "; shown once, keep it secret\n";
+                << table_time(out["expires_at"].get<std::string>())
+                << "; shown once, keep it secret\n";
     }
     return 0;
   }
@@ -165,8 +167,8 @@ int cmd_token(const std::vector<std::string>& args) {
     } else {
       out = expect(t.api->get("/v1/tokens"), 200, "token list");
     }
-    if (as_json) {
-      print_json(out);
+    if (format != Format::kTable) {
+      print_data(out, format);
       return 0;
     }
     std::vector<std::vector<std::string>> rows{
@@ -180,7 +182,7 @@ int cmd_token(const std::vector<std::string>& args) {
       rows.push_back({j["id"], j["node"], j["profile"],
                       std::to_string(j["uses"].get<int>()) + "/" +
                           std::to_string(j["uses_allowed"].get<int>()),
-                      j["expires_at"], status});
+                      table_time(j["expires_at"].get<std::string>()), status});
     }
     print_table(rows);
     return 0;

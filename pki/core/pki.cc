@@ -20,6 +20,7 @@
 #include "kubeca/kubeconfig.h"
 #include "kubeca/node.h"
 #include "kubeca/parallel.h"
+#include "pki_internal.h"
 
 namespace kubeca {
 
@@ -33,14 +34,26 @@ fs::path key_path(const fs::path& dir, const std::string& file) {
   return dir / (file + "-key.pem");
 }
 
-namespace {
-// A key kubeca did not make meets the service's weak-key policy before a new certificate
-// names it: a file dropped in the folder is input like a CSR.
+namespace detail {
 void check_key_file(const fs::path& path, const Botan::Public_Key& key, const std::string& fix) {
   const std::string weak = weak_key_reason(key);
   if (!weak.empty()) throw InputError(path.string() + ": " + weak + "; " + fix);
 }
-}  // namespace
+
+std::vector<fs::path> visible_files(const fs::path& dir) {
+  std::vector<fs::path> out;
+  for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator();
+       ++it) {
+    if (it->path().filename().string()[0] == '.') {
+      if (it->is_directory()) it.disable_recursion_pending();
+      continue;
+    }
+    if (it->is_regular_file()) out.push_back(it->path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+}  // namespace detail
 
 std::vector<CertSpec> planned_certificates(const Config& c) {
   const bool modern = c.flavor == Flavor::kModern;
@@ -75,22 +88,6 @@ std::string normalized(CertSpec s) {
   std::sort(s.ip_addresses.begin(), s.ip_addresses.end());
   std::sort(s.organizations.begin(), s.organizations.end());
   return describe(s);
-}
-
-// Regular files under dir (symlinks followed), skipping hidden ones and hidden folders such
-// as the versions behind a renewed pair.
-std::vector<fs::path> visible_files(const fs::path& dir) {
-  std::vector<fs::path> out;
-  for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator();
-       ++it) {
-    if (it->path().filename().string()[0] == '.') {
-      if (it->is_directory()) it.disable_recursion_pending();
-      continue;
-    }
-    if (it->is_regular_file()) out.push_back(it->path());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
 }
 
 struct Item {
@@ -170,12 +167,13 @@ InitReport init_pki_locked(const Config& c, const fs::path& dir, TimePoint now,
       if (normalized(identity_of(*it.cert)) != normalized(it.spec)) {
         throw std::runtime_error(cp.string() + " names " + describe(identity_of(*it.cert)) +
                                  " but the config asks for " + describe(it.spec) +
-                                 "; renew it with `kubeca certs renew` or move it away");
+                                 "; renew it with today's config (kubeca certs renew " +
+                                 it.spec.file + " --config ...) or move it away");
       }
     } else if (!it.have_key) {
       ++missing_keys;
     } else {
-      check_key_file(kp, *it.key, "replace it, or remove it to have a new one made");
+      detail::check_key_file(kp, *it.key, "replace it, or remove it to have a new one made");
     }
   }
   const bool need_sa = c.flavor == Flavor::kModern && !file_exists(dir / "sa.key");
@@ -403,333 +401,5 @@ int64_t unix_seconds(TimePoint t) {
 }
 
 int64_t unix_now() { return unix_seconds(std::chrono::system_clock::now()); }
-
-namespace {
-
-// A certificate's name from its key file's, "" for another file: "etcd/server-key.pem" ->
-// "etcd/server".
-std::string name_of_key(const std::string& rel) {
-  const std::string suffix = "-key.pem";
-  if (rel.size() <= suffix.size() ||
-      rel.compare(rel.size() - suffix.size(), suffix.size(), suffix) != 0) {
-    return "";
-  }
-  return rel.substr(0, rel.size() - suffix.size());
-}
-
-bool is_ca_name(const std::string& name) {
-  return name == "ca" || (name.size() > 3 && (name.compare(name.size() - 3, 3, "-ca") == 0 ||
-                                              name.compare(name.size() - 3, 3, "/ca") == 0));
-}
-
-// What is wrong in the folder: a key whose certificate is gone (MISSING, also a dangling
-// symlink), a certificate or kubeconfig that does not parse (INVALID).
-std::vector<CertStatus> broken_entries(const fs::path& dir,
-                                       const std::map<std::string, std::string>& invalid) {
-  std::vector<CertStatus> out;
-  for (const auto& [name, why] : invalid) {
-    CertStatus s;
-    s.name = name;
-    s.status = "invalid";
-    s.error = why;
-    s.is_ca = is_ca_name(name);
-    out.push_back(std::move(s));
-  }
-  for (const fs::path& p : visible_files(dir)) {
-    const std::string name = name_of_key(p.lexically_relative(dir).string());
-    if (name.empty() || file_exists(cert_path(dir, name)) || invalid.count(name)) continue;
-    CertStatus s;
-    s.name = name;
-    s.status = "missing";
-    s.error = cert_path(dir, name).string() +
-              (fs::is_symlink(cert_path(dir, name)) ? " is a dangling symlink" : " is gone") +
-              " (its key is there)";
-    s.is_ca = is_ca_name(name);
-    out.push_back(std::move(s));
-  }
-  return out;
-}
-
-}  // namespace
-
-std::vector<CertStatus> list_certificates(const fs::path& dir, TimePoint now,
-                                          std::chrono::seconds warn) {
-  if (!fs::is_directory(dir)) throw InputError("--pki: " + dir.string() + " is not a folder");
-  std::vector<std::pair<std::string, Botan::X509_Certificate>> certs;
-  std::map<std::string, std::string> invalid;  // name -> why
-  for (const fs::path& p : visible_files(dir)) {
-    const std::string rel = p.lexically_relative(dir).string();
-    const std::string fname = p.filename().string();
-    const bool pem = p.extension() == ".pem" && fname.find("-key.pem") == std::string::npos;
-    const std::string name = pem ? rel.substr(0, rel.size() - 4) : rel;
-    try {
-      if (pem) {
-        certs.emplace_back(name, parse_certificate_pem(read_file(p)));
-      } else if (p.extension() == ".conf") {
-        const auto creds = read_kubeconfig(p.string());
-        if (!creds.client_cert_pem.empty()) {
-          certs.emplace_back(name, parse_certificate_pem(creds.client_cert_pem));
-        }
-      }
-    } catch (const std::exception& e) {
-      invalid[name] = p.string() + ": " + e.what();  // shown, never dropped
-    }
-  }
-  std::map<std::string, std::string> ca_names;  // subject DN -> file name
-  for (const auto& [name, cert] : certs) {
-    if (cert.is_CA_cert()) ca_names[dn_text(cert.subject_dn())] = name;
-  }
-  std::vector<CertStatus> out;
-  for (const auto& [name, cert] : certs) {
-    CertStatus s;
-    s.name = name;
-    s.subject = dn_text(cert.subject_dn());
-    const std::string issuer = dn_text(cert.issuer_dn());
-    s.issuer = cert.is_CA_cert() && issuer == s.subject ? ""
-               : ca_names.count(issuer)                 ? ca_names[issuer]
-                                                        : issuer;
-    s.serial = serial_hex(cert);
-    s.not_after = cert.not_after().to_std_timepoint();
-    s.is_ca = cert.is_CA_cert();
-    const TimePoint not_before = cert.not_before().to_std_timepoint();
-    s.status = now < not_before           ? "not-yet-valid"
-               : now >= s.not_after       ? "expired"
-               : s.not_after - now < warn ? "expiring"
-                                          : "valid";
-    out.push_back(std::move(s));
-  }
-  for (auto& b : broken_entries(dir, invalid)) out.push_back(std::move(b));
-  std::sort(out.begin(), out.end(), [](const CertStatus& a, const CertStatus& b) {
-    if (a.is_ca != b.is_ca) return !a.is_ca;
-    return a.name < b.name;
-  });
-  return out;
-}
-
-namespace {
-
-struct Found {
-  std::string name;
-  fs::path path;
-  Botan::X509_Certificate cert;
-  // A certificate found only inside a kubeconfig (no PEM file holds it): its key and PEM
-  // as embedded; renewing it rewrites the kubeconfig alone.
-  bool embedded = false;
-  std::string cert_pem, key_pem;
-};
-
-std::vector<Found> pem_certificates(const fs::path& dir) {
-  std::vector<Found> out;
-  for (const fs::path& p : visible_files(dir)) {
-    const std::string fname = p.filename().string();
-    if (p.extension() != ".pem" || fname.find("-key.pem") != std::string::npos) {
-      continue;
-    }
-    try {
-      const std::string rel = p.lexically_relative(dir).string();
-      out.push_back(
-          {rel.substr(0, rel.size() - 4), p, parse_certificate_pem(read_file(p)), false, "", ""});
-    } catch (const std::exception&) {
-    }
-  }
-  std::sort(out.begin(), out.end(), [](const Found& a, const Found& b) { return a.name < b.name; });
-  return out;
-}
-
-// What `certs renew NAME.conf` renews: the PEM file holding the kubeconfig's certificate, or
-// the embedded certificate itself when no file holds it. Null when it embeds none.
-std::optional<Found> kubeconfig_target(const fs::path& conf, const std::vector<Found>& pems) {
-  const auto creds = read_kubeconfig(conf.string());
-  if (creds.client_cert_pem.empty() || creds.client_key_pem.empty()) return std::nullopt;
-  const auto cert = parse_certificate_pem(creds.client_cert_pem);
-  for (const auto& f : pems) {
-    if (f.cert == cert) return f;
-  }
-  return Found{conf.filename().string(), conf, cert, true, creds.client_cert_pem,
-               creds.client_key_pem};
-}
-
-// The certificates only kubeconfigs hold, whose CA is in the folder: part of "all".
-std::vector<Found> embedded_only(const fs::path& dir, const std::vector<Found>& pems) {
-  std::vector<Found> out;
-  for (const fs::path& conf : visible_files(dir)) {
-    if (conf.extension() != ".conf") continue;
-    std::optional<Found> f;
-    try {
-      f = kubeconfig_target(conf, pems);
-    } catch (const std::exception&) {
-      continue;  // an INVALID kubeconfig: certs renew refuses before it gets here
-    }
-    if (!f || !f->embedded) continue;
-    for (const auto& c : pems) {
-      if (c.cert.is_CA_cert() && c.cert.subject_dn() == f->cert.issuer_dn()) {
-        f->name = conf.lexically_relative(dir).string();
-        out.push_back(*f);
-        break;
-      }
-    }
-  }
-  return out;
-}
-
-// Replaces the embedded client certificate (and key) in every kubeconfig holding `old_pem`.
-std::vector<std::string> rewrite_kubeconfigs(const fs::path& dir, const std::string& old_pem,
-                                             const std::string& new_pem,
-                                             const std::string& new_key_pem) {
-  std::vector<std::string> out;
-  const std::string old_b64 =
-      Botan::base64_encode(reinterpret_cast<const uint8_t*>(old_pem.data()), old_pem.size());
-  for (const fs::path& conf : visible_files(dir)) {
-    if (conf.extension() != ".conf") continue;
-    YAML::Node root;
-    try {
-      root = YAML::LoadFile(conf.string());
-    } catch (const YAML::Exception&) {
-      continue;
-    }
-    bool changed = false;
-    for (auto u : root["users"]) {
-      YAML::Node user = u["user"];
-      if (user["client-certificate-data"] &&
-          user["client-certificate-data"].as<std::string>() == old_b64) {
-        user["client-certificate-data"] =
-            Botan::base64_encode(reinterpret_cast<const uint8_t*>(new_pem.data()), new_pem.size());
-        user["client-key-data"] = Botan::base64_encode(
-            reinterpret_cast<const uint8_t*>(new_key_pem.data()), new_key_pem.size());
-        changed = true;
-      }
-    }
-    if (changed) {
-      YAML::Emitter e;
-      e << root;
-      write_file_atomic(conf, std::string(e.c_str()) + "\n", 0600);
-      out.push_back(conf.lexically_relative(dir).string());
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
-namespace {
-
-// The URI of the certificate's CRL distribution point; "" when it has none. (Botan's own
-// crl_distribution_point() answers "URI: URL ", not the URL.)
-std::string crl_url_in(const Botan::X509_Certificate& cert) {
-  using Points = Botan::Cert_Extension::CRL_Distribution_Points;
-  if (const auto* ext = cert.v3_extensions().get_extension_object_as<Points>()) {
-    for (const auto& point : ext->distribution_points()) {
-      const auto uris = point.point().get_attribute("URI");
-      if (!uris.empty()) return uris.front();
-    }
-  }
-  return "";
-}
-
-// The cluster CA of the folder (ca.pem); with a store, binds the store to it.
-const Found* cluster_ca_of(const fs::path& dir, const std::vector<Found>& all, Store* store) {
-  const Found* out = nullptr;
-  for (const auto& c : all) {
-    if (c.name == "ca" && c.cert.is_CA_cert()) out = &c;
-  }
-  if (store) {
-    if (!out) {
-      throw std::runtime_error(cert_path(dir, "ca").string() +
-                               " not found: the store is bound to the cluster CA");
-    }
-    store->bind_ca(ca_pin(out->cert));
-  }
-  return out;
-}
-
-}  // namespace
-
-std::vector<Renewed> renew_offline(const fs::path& dir, const std::string& name, bool rotate_key,
-                                   TimePoint now, const Recording& recording) {
-  if (!fs::is_directory(dir)) throw InputError("--pki: " + dir.string() + " is not a folder");
-  FolderLock lock(dir);
-  const auto all = pem_certificates(dir);
-  std::vector<Found> conf_targets;  // kubeconfigs: by name, or "all"'s embedded-only ones
-  if (name == "all") {
-    conf_targets = embedded_only(dir, all);
-  } else if (fs::path(name).extension() == ".conf" && fs::is_regular_file(dir / name)) {
-    if (auto f = kubeconfig_target(dir / name, all)) conf_targets.push_back(*f);
-  }
-  std::vector<const Found*> targets;
-  for (const auto& f : all) {
-    if (f.cert.is_CA_cert()) continue;
-    const bool by_conf = !conf_targets.empty() && !conf_targets[0].embedded && name != "all" &&
-                         conf_targets[0].path == f.path;
-    if (name == "all" || f.name == name || by_conf) targets.push_back(&f);
-  }
-  for (const auto& f : conf_targets) {
-    if (f.embedded && !f.cert.is_CA_cert()) targets.push_back(&f);
-  }
-  for (const auto& f : all) {
-    if (f.cert.is_CA_cert() && f.name == name) {
-      throw InputError(name +
-                       " is a certificate authority: certs renew renews the certificates it "
-                       "signed, not the CA (see the operator guide on the CA's end of life)");
-    }
-  }
-  if (targets.empty()) {
-    throw InputError("no certificate \"" + name + "\" in " + dir.string() +
-                     " (see `kubeca certs list`)");
-  }
-  // Everything is issued before anything is written: a failure leaves the folder as it was.
-  struct Plan {
-    const Found* f;
-    Botan::X509_Certificate cert;
-    std::string key_pem;
-  };
-  std::vector<Plan> plans;
-  const Found* cluster_ca = cluster_ca_of(dir, all, recording.store);
-  std::map<std::string, std::unique_ptr<Ca>> cas;
-  Botan::RandomNumberGenerator& rng = thread_rng();
-  for (const Found* f : targets) {
-    const Found* issuer = nullptr;
-    for (const auto& c : all) {
-      if (c.cert.is_CA_cert() && c.cert.subject_dn() == f->cert.issuer_dn()) issuer = &c;
-    }
-    if (!issuer) {
-      throw std::runtime_error(f->name + ": its CA (" + dn_text(f->cert.issuer_dn()) +
-                               ") is not in " + dir.string());
-    }
-    auto& ca = cas[issuer->name];
-    if (!ca) ca = Ca::load(issuer->path, key_path(dir, issuer->name));
-    const fs::path kp = f->embedded ? f->path : key_path(dir, f->name);
-    std::string key_pem = f->embedded ? f->key_pem : read_file(kp);
-    auto key = load_private_key_pem(key_pem);
-    if (rotate_key) {
-      key = generate_key(algorithm_of(*key), rng);
-      key_pem = private_key_pem(*key);
-    } else {
-      check_key_file(kp, *key, "renew with --rotate-key for a new key");
-    }
-    const CertSpec spec = identity_of(f->cert);
-    // The service's CRL for the cluster CA's leaves when the config names it; else as before.
-    ca->set_crl_url(issuer == cluster_ca && !recording.crl_url.empty() ? recording.crl_url
-                                                                       : crl_url_in(f->cert));
-    plans.push_back({f, ca->issue(spec, *key, now, random_serial(rng), rng), key_pem});
-  }
-  if (recording.store) {
-    // Before any file is replaced; the profile is the old record's when the store has it.
-    std::vector<CertRecord> records;
-    for (const auto& p : plans) {
-      const auto old = recording.store->find_certificate(serial_hex(p.f->cert));
-      records.push_back(record_of(p.cert, old ? old->profile : "", "certs-renew"));
-    }
-    recording.store->record_certificates(records);
-  }
-  std::vector<Renewed> out;
-  for (const auto& p : plans) {
-    const std::string old_pem = p.f->embedded ? p.f->cert_pem : read_file(p.f->path);
-    const std::string new_pem = to_pem(p.cert);
-    if (!p.f->embedded) install_pair(p.f->path, key_path(dir, p.f->name), new_pem, p.key_pem);
-    out.push_back({p.f->name, serial_hex(p.f->cert), serial_hex(p.cert),
-                   rewrite_kubeconfigs(dir, old_pem, new_pem, p.key_pem)});
-  }
-  return out;
-}
 
 }  // namespace kubeca

@@ -248,8 +248,11 @@ CertSpec make_spec(const Config& c, Profile p, const Identity& id) {
 }
 
 std::string describe(const CertSpec& s) {
-  std::string out = "CN=" + s.common_name;
-  for (const auto& o : s.organizations) out += ", O=" + o;
+  // The subject in the order the certificate carries it (O before CN), as dn_text and
+  // openssl print it: one order wherever kubeca shows a subject.
+  std::string out;
+  for (const auto& o : s.organizations) out += "O=" + o + ", ";
+  out += "CN=" + s.common_name;
   for (const auto& d : s.dns_names) out += ", DNS:" + d;
   for (const auto& ip : s.ip_addresses) out += ", IP:" + ip;
   return out;

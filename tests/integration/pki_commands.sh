@@ -6,6 +6,10 @@ source "$(dirname "$0")/lib.sh"
 json() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
 # openssl's serial, lower-case hex.
 serial_of() { openssl x509 -in "$1" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f'; }
+# openssl's notAfter as kubeadm's tables show it.
+table_end() {
+  date -u -d "$(openssl x509 -in "$1" -noout -enddate | cut -d= -f2)" '+%b %d, %Y %H:%M UTC'
+}
 # openssl's notAfter as RFC 3339 UTC.
 not_after_of() {
   date -u -d "$(openssl x509 -in "$1" -noout -enddate | cut -d= -f2)" +%Y-%m-%dT%H:%M:%SZ
@@ -124,13 +128,16 @@ expect_one_error_line "kubeconfig unknown user" "$P/nobody.pem not found"
 expect_eq "bad kubeconfigs not written" "$(test -e "$T/bad.conf" && echo yes || echo no)" no
 
 # ---------------------------------------------------------------------------------------
-# certs list --json: every certificate with its CA, serial and expiry as openssl reads them.
+# certs list --json: every certificate once, with its CA, serial and expiry as openssl reads
+# them; a PEM file a kubeconfig embeds is in that row's copies (kubeadm's admin.conf row).
 kc 0 certs list --pki "$P" --json
 echo "$OUT" >"$T/list.json"
 pems=$(cd "$P" && find . -name '*.pem' ! -name '*-key.pem' | sed 's|^\./||; s|\.pem$||' | sort)
 confs=$(cd "$P" && find . -name '*.conf' | sed 's|^\./||' | sort)
-expect_eq "certs list: names" "$(json '"\n".join(sorted(c["name"] for c in d))' <"$T/list.json")" \
+expect_eq "certs list: names and copies" \
+  "$(json '"\n".join(sorted([c["name"] for c in d] + sum([c["copies"] for c in d], [])))' <"$T/list.json")" \
   "$(sort <<<"$pems"$'\n'"$confs")"
+expect_eq "certs list: no name twice" "$(json 'len({c["name"] for c in d}) == len(d)' <"$T/list.json")" True
 for name in $pems; do
   case $name in
     ca | front-proxy-ca | etcd/ca) want_ca="" want_is_ca=True ;;
@@ -139,18 +146,18 @@ for name in $pems; do
     *) want_ca=ca want_is_ca=False ;;
   esac
   row=$(json "[(c['certificate_authority'], c['is_ca'], c['serial'], c['expires'], c['status'])
-    for c in d if c['name'] == '$name'][0]" <"$T/list.json")
+    for c in d if c['name'] == '$name' or '$name' in c['copies']][0]" <"$T/list.json")
   expect_eq "certs list: $name" "$row" "('$want_ca', $want_is_ca, '$(serial_of "$P/$name.pem")', \
 '$(not_after_of "$P/$name.pem")', 'valid')"
 done
 expect_eq "certs list: admin.conf is admin.pem" \
-  "$(json "[c['serial'] for c in d if c['name'] == 'admin.conf'][0]" <"$T/list.json")" \
-  "$(serial_of "$P/admin.pem")"
+  "$(json "[(c['serial'], c['copies']) for c in d if c['name'] == 'admin.conf'][0]" <"$T/list.json")" \
+  "('$(serial_of "$P/admin.pem")', ['admin'])"
 kc 0 certs list --pki "$P"
 expect_match "certs list table header" "$(head -1 <<<"$OUT")" \
-  "CERTIFICATE*EXPIRES*RESIDUAL TIME*CERTIFICATE AUTHORITY*SERIAL*STATUS"
+  "CERTIFICATE*EXPIRES*RESIDUAL TIME*CERTIFICATE AUTHORITY*EXTERNALLY MANAGED*SERIAL*STATUS"
 expect_match "certs list: etcd/server row" "$(grep '^etcd/server ' <<<"$OUT")" \
-  "etcd/server *$(not_after_of "$P/etcd/server.pem") *364d *etcd/ca *$(serial_of "$P/etcd/server.pem") *valid"
+  "etcd/server *$(table_end "$P/etcd/server.pem") *364d *etcd/ca *no *$(serial_of "$P/etcd/server.pem") *valid"
 
 # check-expiration: a certificate of a 240h config is within the 30-day warning; exit 0.
 make_config modern ecdsa-p256 "$T/short.yaml" 's/cert_validity: 8760h/cert_validity: 240h/'
@@ -160,16 +167,16 @@ na=$(date -d "$(openssl x509 -in "$P/short-proxy.pem" -noout -enddate | cut -d= 
 expect_eq "short-proxy lives 240h" "$((na - nb))" $((240 * 3600 + 300))
 kc 0 certs check-expiration --pki "$P"
 expect_match "check-expiration: warning" "$(grep '^short-proxy ' <<<"$OUT")" \
-  "short-proxy *$(not_after_of "$P/short-proxy.pem") *9d *ca *$(serial_of "$P/short-proxy.pem") *expiring *expires within 720h"
+  "short-proxy *$(table_end "$P/short-proxy.pem") *9d *ca *no *$(serial_of "$P/short-proxy.pem") *expiring *expires within 720h"
 expect_eq "check-expiration: one warning" "$(grep -c 'expires within' <<<"$OUT")" 1
 expect_match "check-expiration: header" "$(head -1 <<<"$OUT")" "CERTIFICATE *EXPIRES*WARNING"
 kc 0 certs check-expiration --pki "$P" --json
 expect_eq "check-expiration --json: status" \
-  "$(json "{c['status'] for c in d if c['name'] == 'short-proxy'}" <<<"$OUT")" "{'expiring'}"
+  "$(json "{c['status'] for c in d['certificates'] if c['name'] == 'short-proxy'}" <<<"$OUT")" "{'expiring'}"
 expect_eq "check-expiration --json: the others" \
-  "$(json "sorted({c['status'] for c in d if c['name'] != 'short-proxy'})" <<<"$OUT")" "['valid']"
+  "$(json "sorted({c['status'] for c in d['certificates'] + d['certificateAuthorities'] if c['name'] != 'short-proxy'})" <<<"$OUT")" "['valid']"
 expect_eq "check-expiration --json: residual" \
-  "$(json "[c['residual_seconds'] for c in d if c['name'] == 'short-proxy'][0] // 3600" \
+  "$(json "[c['residualTime'] for c in d['certificates'] if c['name'] == 'short-proxy'][0] // 3600" \
     <<<"$OUT")" 239
 kc 0 certs check-expiration --pki "$P" --warn 200h
 expect_eq "check-expiration --warn 200h: no warning" "$(grep -c 'expires within' <<<"$OUT" || true)" 0

@@ -77,12 +77,12 @@ TEST_F(KeptKeyTest, OfflineRenewalRefusesToKeepAKeyWithoutASecret) {
   write_file_atomic(key, e1, 0600);
   for (const std::string& name : {leaf_, std::string("all")}) {
     SCOPED_TRACE(name);
-    EXPECT_THROW(renew_offline(pki_, name, false, std::chrono::system_clock::now()), InputError);
+    EXPECT_THROW(renew_offline(pki_, name, std::chrono::system_clock::now()), InputError);
     EXPECT_EQ(read_file(cert), before);
     EXPECT_EQ(read_file(key), e1);
   }
   // --rotate-key replaces it with a sound key of the same kind.
-  renew_offline(pki_, leaf_, true, std::chrono::system_clock::now());
+  renew_offline(pki_, leaf_, std::chrono::system_clock::now(), OfflineRenewOptions{true});
   const auto fresh = load_private_key_pem(read_file(key));
   EXPECT_EQ(weak_key_reason(*fresh), "");
   EXPECT_TRUE(key_matches(parse_certificate_pem(read_file(cert)), *fresh));

@@ -267,7 +267,7 @@ TEST(MakeSpec, KubeletIdentity) {
   EXPECT_EQ(make_spec(c, Profile::kKubelet, {"coreos2", {"192.168.24.99"}, {}}).ip_addresses,
             Strings{"192.168.24.99"});
   EXPECT_EQ(describe(make_spec(c, Profile::kKubelet, {"coreos2", {}, {}})),
-            "CN=system:node:coreos2, O=system:nodes, DNS:coreos2, IP:192.168.24.12");
+            "O=system:nodes, CN=system:node:coreos2, DNS:coreos2, IP:192.168.24.12");
 }
 
 TEST(MakeSpec, IdentityErrors) {

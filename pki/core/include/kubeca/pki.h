@@ -78,16 +78,22 @@ struct CertStatus {
   std::string subject;
   std::string issuer;  // the CA's file name, or its subject when it is not in the folder
   std::string serial;
-  TimePoint not_after;
+  TimePoint not_before, not_after;
   bool is_ca = false;
+  // The CA's key is not in the folder (for a CA: its own; for a leaf: its CA's, or its CA is
+  // not in the folder at all): kubeca cannot renew it here, as kubeadm's external CA mode.
+  bool externally_managed = false;
+  // Other names that hold the same certificate: a kubeconfig is the row, as in kubeadm's
+  // table, and the PEM file it embeds ("admin" for admin.conf) is listed here, not twice.
+  std::vector<std::string> copies;
   // valid | expiring | expired | not-yet-valid, or for a broken entry (no subject, serial or
   // dates): missing (a key without its certificate) | invalid (a file that does not parse).
   std::string status;
   std::string error;  // for missing | invalid: what is wrong
   bool broken() const { return status == "missing" || status == "invalid"; }
 };
-// Every certificate in the folder (PEM files and those embedded in *.conf), sorted; broken
-// ones are listed too, never dropped.
+// Every certificate in the folder (PEM files and those embedded in *.conf), sorted, each
+// once; broken ones are listed too, never dropped.
 std::vector<CertStatus> list_certificates(const fs::path& dir, TimePoint now,
                                           std::chrono::seconds warn = std::chrono::hours(24 * 30));
 
@@ -96,17 +102,31 @@ int64_t unix_seconds(TimePoint t);     // what the store keeps
 int64_t unix_now();
 
 struct Renewed {
-  std::string name;  // "apiserver", "etcd/server"
-  std::string old_serial, new_serial;
-  std::vector<std::string> kubeconfigs;  // rewritten because they embed the certificate
+  std::string name;                         // "apiserver", "etcd/server"
+  std::string old_serial, new_serial;       // new_serial is "" for a dry run or a skipped one
+  std::vector<std::string> kubeconfigs;     // rewritten (or, dry, to rewrite): they embed it
+  std::string old_identity, new_identity;   // describe(): "O=..., CN=..., DNS:..., IP:..."
+  std::vector<std::string> added, removed;  // subject fields and SANs the renewal changes
+  std::string skipped;  // why it was not renewed (its CA is externally managed); "" if it was
 };
-// Offline renewal, as kubeadm's: `name` ("all", or a certificate's path in the folder
-// without .pem) gets the same identity and a new validity from the CA that signed it. The
-// key is kept unless rotate_key. Kubeconfigs that embed the old certificate are rewritten.
-// A renewed leaf of the cluster CA gets recording.crl_url when set, else keeps the CRL
-// distribution point it had. With a store (bound to DIR/ca.pem), every new certificate is
-// recorded before any file is replaced.
-std::vector<Renewed> renew_offline(const fs::path& dir, const std::string& name, bool rotate_key,
-                                   TimePoint now, const Recording& recording = {});
+
+struct OfflineRenewOptions {
+  bool rotate_key = false;
+  bool dry_run = false;  // plan only: no key made, nothing signed, recorded or written
+  // Today's config: a certificate init makes from it gets the config's identity (new SANs),
+  // validity and usages; others keep their own. Null: every one keeps its own identity.
+  const Config* config = nullptr;
+};
+// Offline renewal, as kubeadm's: `name` ("all", a certificate's path in the folder without
+// .pem, or a kubeconfig) gets a new validity from the CA that signed it. The key is kept
+// unless rotate_key. Kubeconfigs that embed the old certificate are rewritten. A renewed
+// leaf of the cluster CA gets recording.crl_url when set, else keeps the CRL distribution
+// point it had. With a store (bound to DIR/ca.pem), every new certificate is recorded
+// before any file is replaced. A certificate whose CA key is absent (external CA) fails a
+// named renewal with what to do instead (runtime_error); "all" skips it (Renewed::skipped)
+// and fails only when it would renew nothing.
+std::vector<Renewed> renew_offline(const fs::path& dir, const std::string& name, TimePoint now,
+                                   const OfflineRenewOptions& options = {},
+                                   const Recording& recording = {});
 
 }  // namespace kubeca

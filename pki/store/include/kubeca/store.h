@@ -15,7 +15,7 @@ namespace kubeca {
 struct CertRecord {
   std::string serial;  // lower-case hex, no leading "0x"
   std::string profile;
-  std::string subject;            // "CN=system:node:n1, O=system:nodes"
+  std::string subject;            // "O=system:nodes, CN=system:node:n1" (dn_text)
   std::vector<std::string> sans;  // "DNS:n1", "IP:10.0.0.1"
   int64_t not_before = 0;         // unix seconds
   int64_t not_after = 0;
