@@ -8,10 +8,11 @@ namespace kubeca::cli {
 
 int cmd_init(const std::vector<std::string>& args) {
   po::options_description desc("Options");
-  desc.add_options()("config,c", po::value<std::string>(), "cluster.yaml")(
+  desc.add_options()("config,c", po::value<std::string>(),
+                     "cluster.yaml, else /etc/kubeca/cluster.yaml")(
       "env-file", po::value<std::string>(), "the seed's shell variables (MASTER_HOST=...)")(
-      "pki", po::value<std::string>()->required(), "the PKI folder to create or complete")(
-      "json", "print what was made as JSON");
+      "pki", po::value<std::string>()->default_value(kDefaultPki),
+      "the PKI folder to create or complete")("json", "print what was made as JSON");
   po::variables_map vm;
   if (!parse(args,
              "Usage: kubeca init --config cluster.yaml --pki DIR [--env-file F] [--json]\n\n"

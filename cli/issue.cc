@@ -9,7 +9,7 @@ namespace kubeca::cli {
 int cmd_issue(const std::vector<std::string>& args) {
   po::options_description desc("Options");
   desc.add_options()("profile", po::value<std::string>()->required(), "the profile")(
-      "pki", po::value<std::string>()->required(), "the PKI folder holding the CA")(
+      "pki", po::value<std::string>()->default_value(kDefaultPki), "the PKI folder holding the CA")(
       "config,c", po::value<std::string>(), "cluster.yaml (the apiserver and signer need it)")(
       "env-file", po::value<std::string>(), "the seed's shell variables")(
       "name", po::value<std::string>(), "node or member name (kubelet, etcd-server, etcd-peer)")(

@@ -10,7 +10,7 @@ namespace kubeca::cli {
 
 int cmd_kubeconfig(const std::vector<std::string>& args) {
   po::options_description desc("Options");
-  desc.add_options()("pki", po::value<std::string>()->required(), "the PKI folder")(
+  desc.add_options()("pki", po::value<std::string>()->default_value(kDefaultPki), "the PKI folder")(
       "user", po::value<std::string>()->required(),
       "admin, or the file name of a certificate in the PKI (kubelet-NODE, kube-proxy, ...)")(
       "server", po::value<std::string>()->required(), "the API server (or signer) URL")(
@@ -19,6 +19,7 @@ int cmd_kubeconfig(const std::vector<std::string>& args) {
       "the kubeconfig file to write (0600); - for standard output")(
       "force", "replace an existing --out file that holds something else");
   po::variables_map vm;
+  no_env_for("server");  // the API server's URL here, not the signer's KUBECA_SERVER
   if (!parse(args,
              "Usage: kubeca kubeconfig --pki DIR --user admin|NAME --server URL --out FILE "
              "[--force]\n\n"

@@ -135,13 +135,13 @@ int main(int argc, char** argv) {
     try {
       return c.run(args);
     } catch (const UsageError& e) {
-      std::cerr << "kubeca: " << e.what() << "\n";
+      std::cerr << "kubeca: " << name_sources(e.what()) << "\n";
       return 2;
     } catch (const InputError& e) {
-      std::cerr << "kubeca: " << e.what() << "\n";
+      std::cerr << "kubeca: " << name_sources(e.what()) << "\n";
       return 2;
     } catch (const std::exception& e) {
-      std::cerr << "kubeca: " << e.what() << "\n";
+      std::cerr << "kubeca: " << name_sources(e.what()) << "\n";
       return 1;
     }
   }
