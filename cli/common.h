@@ -8,6 +8,7 @@
 
 #include "kubeca/client.h"
 #include "kubeca/config.h"
+#include "kubeca/pki.h"
 #include "kubeca/store.h"
 
 namespace kubeca::cli {
@@ -95,5 +96,9 @@ int cmd_ca(const std::vector<std::string>& args);
 std::string folder_ca_pin(const std::string& pki);
 // `ca pin` and `certs ca-hash`: parses --pki and prints the pin.
 int print_folder_ca_pin(const std::vector<std::string>& args, const std::string& usage);
+
+// init's counts (keys made, certificates signed, files written) on one stderr line redrawn
+// in place, when stderr is a terminal; empty (no output at all) otherwise.
+Progress init_progress_line();
 
 }  // namespace kubeca::cli
