@@ -26,7 +26,8 @@ int cmd_issue(const std::vector<std::string>& args) {
   po::variables_map vm;
   std::string profiles;
   for (Profile p : all_profiles()) {
-    if (!profile_is_ca(p)) profiles += std::string(profiles.empty() ? "" : ", ") + to_string(p);
+    if (profile_is_ca(p) || p == Profile::kUser) continue;  // users: `kubeca kubeconfig user`
+    profiles += std::string(profiles.empty() ? "" : ", ") + to_string(p);
   }
   if (!parse(args,
              "Usage: kubeca issue PROFILE --pki DIR [--config F] [--name N] [--ip IP]... "

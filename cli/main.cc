@@ -17,7 +17,8 @@ int cmd_completion(const std::vector<std::string>& args);
 const Command kCommands[] = {
     {"init", "create the cluster PKI and kubeconfigs (idempotent)", cmd_init},
     {"issue", "issue one certificate of a profile from the CA", cmd_issue},
-    {"kubeconfig", "write a kubeconfig for a certificate in the PKI", cmd_kubeconfig},
+    {"kubeconfig", "write a kubeconfig for a certificate in the PKI; user: a person's",
+     cmd_kubeconfig},
     {"certs", "list, check-expiration, renew, ca-hash: the PKI's certificates", cmd_certs},
     {"ca", "pin: print the CA pin (sha256:HEX) that nodes check", cmd_ca},
     {"serve", "run the HTTPS signing service", cmd_serve},
@@ -39,6 +40,7 @@ const Command kCommands[] = {
 // The words after a command that take sub-actions, for completion.
 const std::pair<const char*, const char*> kActions[] = {
     {"certs", "list check-expiration renew ca-hash"},
+    {"kubeconfig", "user"},
     {"token", "create list revoke"},
     {"ca", "pin"},
     {"store", "migrate"},
