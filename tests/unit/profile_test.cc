@@ -330,7 +330,8 @@ TEST(Profiles, NamesRoundTrip) {
                          "etcd-peer",
                          "etcd-healthcheck-client",
                          "apiserver-etcd-client",
-                         "signer"};
+                         "signer",
+                         "user"};
   ASSERT_EQ(all_profiles().size(), names.size());
   for (const auto& n : names) {
     auto p = parse_profile(n);
