@@ -41,10 +41,11 @@ int run_apply(const Config& config, const po::variables_map& vm) {
 int cmd_bootstrap(const std::vector<std::string>& args) {
   po::options_description desc("Options");
   desc.add_options()("role", po::value<std::string>(), "master, worker, etcd, addons or apply")(
-      "config,c", po::value<std::string>(), "cluster.yaml")(
+      "config,c", po::value<std::string>(), "cluster.yaml, else /etc/kubeca/cluster.yaml")(
       "env-file", po::value<std::string>(), "the seed's shell variables (MASTER_HOST=...)")(
-      "pki", po::value<std::string>(), "the PKI folder kubeca init made")(
-      "root", po::value<std::string>(), "where / of the host is (a mounted image, or /)")(
+      "pki", po::value<std::string>()->default_value(kDefaultPki),
+      "the PKI folder kubeca init made")("root", po::value<std::string>(),
+                                         "where / of the host is (a mounted image, or /)")(
       "node", po::value<std::string>(), "the worker or etcd member this host is")(
       "flavor", po::value<std::string>(), "modern or coreos-2016 (default: the config's)")(
       "dry-run", "print what would be created or changed, as a diff; write nothing")(
@@ -76,7 +77,6 @@ int cmd_bootstrap(const std::vector<std::string>& args) {
     throw UsageError("\"" + role_name + "\" is not master, worker, etcd, addons or apply");
   }
   if (!vm.count("root")) throw UsageError("--root is required (use --root / on the host itself)");
-  if (!vm.count("pki")) throw UsageError("--pki is required: bootstrap copies certificates");
   BootstrapRequest request;
   request.role = *role;
   if (vm.count("node")) request.node = vm["node"].as<std::string>();

@@ -21,7 +21,7 @@ std::string folder_ca_pin(const std::string& pki) {
 
 int print_folder_ca_pin(const std::vector<std::string>& args, const std::string& usage) {
   po::options_description desc("Options");
-  desc.add_options()("pki", po::value<std::string>()->required(),
+  desc.add_options()("pki", po::value<std::string>()->default_value(kDefaultPki),
                      "the PKI folder whose ca.pem is pinned");
   add_output_options(desc);
   po::variables_map vm;

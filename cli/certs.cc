@@ -119,8 +119,8 @@ int cmd_certs(const std::vector<std::string>& args) {
   if (!args.empty() && args[0] == "inspect") return certs_inspect({args.begin() + 1, args.end()});
   po::options_description desc("Options");
   desc.add_options()("action", po::value<std::string>()->required(),
-                     "list | check-expiration | renew")("pki", po::value<std::string>()->required(),
-                                                        "the PKI folder")(
+                     "list | check-expiration | renew")(
+      "pki", po::value<std::string>()->default_value(kDefaultPki), "the PKI folder")(
       "warn", po::value<std::string>()->default_value("720h"),
       "check-expiration flags certificates that expire within this time")(
       "rotate-key", "renew: make new keys instead of keeping them")(

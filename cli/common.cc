@@ -2,7 +2,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -13,6 +16,99 @@
 namespace kubeca::cli {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+// The flags that carry paths and URLs, and their variables. Within a group of
+// alternatives (the admin target: --store, --kubeconfig or --server) one flag on the
+// command line turns off the group's variables, so a variable never overrides what was
+// typed.
+struct EnvFlag {
+  const char* option;
+  const char* variable;
+  int group;  // 0: alone
+};
+const EnvFlag kEnvFlags[] = {
+    {"pki", "KUBECA_PKI", 0},
+    {"config", "KUBECA_CONFIG", 0},
+    {"env-file", "KUBECA_ENV_FILE", 0},
+    {"audit-log", "KUBECA_AUDIT_LOG", 0},
+    {"store", "KUBECA_STORE", 1},
+    {"kubeconfig", "KUBECA_KUBECONFIG", 1},
+    {"server", "KUBECA_SERVER", 1},
+    {"certificate-authority", "KUBECA_CERTIFICATE_AUTHORITY", 0},
+    {"client-certificate", "KUBECA_CLIENT_CERTIFICATE", 0},
+    {"client-key", "KUBECA_CLIENT_KEY", 0},
+};
+
+std::vector<std::string> g_no_env;       // options this command keeps off the environment
+std::vector<const EnvFlag*> g_env_used;  // flags whose value came from a variable
+
+bool env_applies(const po::options_description& desc, const EnvFlag& f) {
+  return desc.find_nothrow(f.option, false) != nullptr &&
+         std::find(g_no_env.begin(), g_no_env.end(), f.option) == g_no_env.end();
+}
+
+// Fills the flags not on the command line from their variables (an empty one is unset).
+void apply_env(const po::options_description& desc, po::variables_map& vm) {
+  std::vector<int> typed_groups;  // decided before any variable is applied
+  auto typed = [&](const EnvFlag& f) { return vm.count(f.option) && !vm[f.option].defaulted(); };
+  for (const auto& f : kEnvFlags) {
+    if (f.group != 0 && env_applies(desc, f) && typed(f)) typed_groups.push_back(f.group);
+  }
+  for (const auto& f : kEnvFlags) {
+    if (!env_applies(desc, f) || typed(f)) continue;
+    if (std::find(typed_groups.begin(), typed_groups.end(), f.group) != typed_groups.end()) {
+      continue;
+    }
+    const char* value = std::getenv(f.variable);
+    if (!value || !*value) continue;
+    vm.erase(f.option);
+    vm.emplace(f.option, po::variable_value(std::string(value), false));
+    g_env_used.push_back(&f);
+  }
+}
+
+void print_env_help(const po::options_description& desc) {
+  std::string lines;
+  for (const auto& f : kEnvFlags) {
+    if (!env_applies(desc, f)) continue;
+    const std::string v = f.variable;
+    lines += "  " + v + std::string(32 - v.size(), ' ') + "--" + f.option + "\n";
+  }
+  if (lines.empty()) return;
+  std::cout << "Environment (a flag on the command line wins over its variable, which wins\n"
+               "over the default; an empty variable counts as unset):\n"
+            << lines << "\n";
+}
+
+}  // namespace
+
+void no_env_for(const std::string& option) { g_no_env.push_back(option); }
+
+bool from_env(const std::string& option) {
+  return std::any_of(g_env_used.begin(), g_env_used.end(),
+                     [&](const EnvFlag* f) { return option == f->option; });
+}
+
+std::string name_sources(const std::string& message) {
+  std::string out = message;
+  for (const EnvFlag* f : g_env_used) {
+    const std::string flag = std::string("--") + f->option;
+    for (size_t at = out.find(flag); at != std::string::npos; at = out.find(flag, at)) {
+      const size_t end = at + flag.size();
+      const bool word = end == out.size() ||
+                        !(std::isalnum(static_cast<unsigned char>(out[end])) || out[end] == '-');
+      if (!word) {
+        at = end;
+        continue;
+      }
+      out.replace(at, flag.size(), f->variable);
+      at += std::strlen(f->variable);
+    }
+  }
+  return out;
+}
 
 bool parse(const std::vector<std::string>& args, const std::string& usage,
            po::options_description& desc, po::variables_map& vm,
@@ -36,8 +132,10 @@ bool parse(const std::vector<std::string>& args, const std::string& usage,
     po::store(parsed, vm);
     if (vm.count("help")) {
       std::cout << usage << "\n\n" << desc << "\n";
+      print_env_help(desc);
       return false;
     }
+    apply_env(desc, vm);
     po::notify(vm);
   } catch (const po::error& e) {
     throw UsageError(std::string(e.what()) + " (see --help)");
@@ -75,7 +173,15 @@ void progress_line(size_t done, size_t total, const std::string& what) {
 Config load_config_from(const po::variables_map& vm) {
   const std::string yaml = vm.count("config") ? vm["config"].as<std::string>() : "";
   const std::string env = vm.count("env-file") ? vm["env-file"].as<std::string>() : "";
-  if (yaml.empty() && env.empty()) throw UsageError("--config or --env-file is required");
+  if (yaml.empty() && env.empty()) {
+    // kubeadm's habit: the configuration has a home, used when none is named.
+    if (!file_exists(kDefaultConfig)) {
+      throw UsageError(std::string("--config or --env-file is required (the default, ") +
+                       kDefaultConfig + ", does not exist)");
+    }
+    require_input_file("--config", kDefaultConfig);
+    return load_config(kDefaultConfig, "");
+  }
   require_input_file("--config", yaml);
   require_input_file("--env-file", env);
   return load_config(yaml, env);

@@ -8,6 +8,7 @@
 
 #include "kubeca/client.h"
 #include "kubeca/config.h"
+#include "kubeca/pki.h"
 #include "kubeca/store.h"
 
 namespace kubeca::cli {
@@ -30,6 +31,19 @@ struct Command {
 bool parse(const std::vector<std::string>& args, const std::string& usage,
            po::options_description& desc, po::variables_map& vm,
            const po::positional_options_description* positional = nullptr);
+
+// Where paths and URLs come from: the command line, then a KUBECA_* variable (KUBECA_PKI,
+// KUBECA_CONFIG, KUBECA_SERVER, KUBECA_STORE, ...), then kubeadm's default. parse() applies
+// the variables; --help lists them.
+inline const char* const kDefaultPki = "/etc/kubernetes/pki";
+inline const char* const kDefaultConfig = "/etc/kubeca/cluster.yaml";
+// This command's OPTION takes no variable (kubeconfig's --server is the API server's).
+void no_env_for(const std::string& option);
+// Whether OPTION's value came from its KUBECA_* variable rather than the command line.
+bool from_env(const std::string& option);
+// An error message with each --FLAG whose value came from the environment named as the
+// variable it came from, so the user knows where to look.
+std::string name_sources(const std::string& message);
 
 bool stdout_is_terminal();
 bool stderr_is_terminal();
@@ -83,5 +97,9 @@ int cmd_bench(const std::vector<std::string>& args);
 std::string folder_ca_pin(const std::string& pki);
 // `ca pin` and `certs ca-hash`: parses --pki and prints the pin.
 int print_folder_ca_pin(const std::vector<std::string>& args, const std::string& usage);
+
+// init's counts (keys made, certificates signed, files written) on one stderr line redrawn
+// in place, when stderr is a terminal; empty (no output at all) otherwise.
+Progress init_progress_line();
 
 }  // namespace kubeca::cli

@@ -60,7 +60,7 @@ int cmd_demo(const std::vector<std::string>& args) {
   std::cout << "kubeca demo in " << dir.string()
             << "\n\n1. The cluster PKI\n   $ kubeca init --config "
             << (dir / "cluster.yaml").string() << " --pki " << pki.string() << "\n";
-  const auto report = init_pki(config, pki, std::chrono::system_clock::now(), progress_line);
+  const auto report = init_pki(config, pki, std::chrono::system_clock::now(), init_progress_line());
   std::cout << "   " << report.created() << " files in " << report.elapsed.count() << " ms ("
             << algo << ")\n\n";
   std::vector<std::vector<std::string>> rows{{"   CERTIFICATE", "SUBJECT", "EXPIRES", "CA"}};

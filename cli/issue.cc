@@ -10,7 +10,7 @@ namespace kubeca::cli {
 int cmd_issue(const std::vector<std::string>& args) {
   po::options_description desc("Options");
   desc.add_options()("profile", po::value<std::string>()->required(), "the profile")(
-      "pki", po::value<std::string>()->required(), "the PKI folder holding the CA")(
+      "pki", po::value<std::string>()->default_value(kDefaultPki), "the PKI folder holding the CA")(
       "config,c", po::value<std::string>(), "cluster.yaml (the apiserver and signer need it)")(
       "env-file", po::value<std::string>(), "the seed's shell variables")(
       "name", po::value<std::string>(), "node or member name (kubelet, etcd-server, etcd-peer)")(
@@ -27,7 +27,8 @@ int cmd_issue(const std::vector<std::string>& args) {
   po::variables_map vm;
   std::string profiles;
   for (Profile p : all_profiles()) {
-    if (!profile_is_ca(p)) profiles += std::string(profiles.empty() ? "" : ", ") + to_string(p);
+    if (profile_is_ca(p) || p == Profile::kUser) continue;  // users: `kubeca kubeconfig user`
+    profiles += std::string(profiles.empty() ? "" : ", ") + to_string(p);
   }
   if (!parse(args,
              "Usage: kubeca issue PROFILE --pki DIR [--config F] [--name N] [--ip IP]... "

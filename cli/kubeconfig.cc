@@ -8,9 +8,13 @@
 
 namespace kubeca::cli {
 
+int cmd_kubeconfig_user(const std::vector<std::string>& args);  // kubeconfig_user.cc
+
 int cmd_kubeconfig(const std::vector<std::string>& args) {
+  if (!args.empty() && args[0] == "user")
+    return cmd_kubeconfig_user({args.begin() + 1, args.end()});
   po::options_description desc("Options");
-  desc.add_options()("pki", po::value<std::string>()->required(), "the PKI folder")(
+  desc.add_options()("pki", po::value<std::string>()->default_value(kDefaultPki), "the PKI folder")(
       "user", po::value<std::string>()->required(),
       "admin, or the file name of a certificate in the PKI (kubelet-NODE, kube-proxy, ...)")(
       "server", po::value<std::string>()->required(), "the API server (or signer) URL")(
@@ -19,9 +23,12 @@ int cmd_kubeconfig(const std::vector<std::string>& args) {
       "the kubeconfig file to write (0600); - for standard output")(
       "force", "replace an existing --out file that holds something else");
   po::variables_map vm;
+  no_env_for("server");  // the API server's URL here, not the signer's KUBECA_SERVER
   if (!parse(args,
              "Usage: kubeca kubeconfig --pki DIR --user admin|NAME --server URL --out FILE "
-             "[--force]\n\n"
+             "[--force]\n"
+             "       kubeca kubeconfig user --name NAME [--group G]... [--ttl 24h] ...  (see "
+             "kubeca kubeconfig user --help)\n\n"
              "Writes a kubeconfig embedding the CA, the user's certificate and key. An\n"
              "existing --out with other content is refused unless --force; one with the\n"
              "same content is left as it is.",

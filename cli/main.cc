@@ -17,7 +17,8 @@ int cmd_completion(const std::vector<std::string>& args);
 const Command kCommands[] = {
     {"init", "create the cluster PKI and kubeconfigs (idempotent)", cmd_init},
     {"issue", "issue one certificate of a profile from the CA", cmd_issue},
-    {"kubeconfig", "write a kubeconfig for a certificate in the PKI", cmd_kubeconfig},
+    {"kubeconfig", "write a kubeconfig for a certificate in the PKI; user: a person's",
+     cmd_kubeconfig},
     {"certs", "list, check-expiration, renew, inspect, ca-hash: the PKI's certificates", cmd_certs},
     {"ca", "pin: print the CA pin (sha256:HEX) that nodes check", cmd_ca},
     {"serve", "run the HTTPS signing service", cmd_serve},
@@ -40,6 +41,7 @@ const Command kCommands[] = {
 // The words after a command that take sub-actions, for completion.
 const std::pair<const char*, const char*> kActions[] = {
     {"certs", "list check-expiration renew inspect ca-hash"},
+    {"kubeconfig", "user"},
     {"token", "create list revoke"},
     {"ca", "pin"},
     {"store", "migrate"},
@@ -137,13 +139,13 @@ int main(int argc, char** argv) {
     try {
       return c.run(args);
     } catch (const UsageError& e) {
-      std::cerr << "kubeca: " << e.what() << "\n";
+      std::cerr << "kubeca: " << name_sources(e.what()) << "\n";
       return 2;
     } catch (const InputError& e) {
-      std::cerr << "kubeca: " << e.what() << "\n";
+      std::cerr << "kubeca: " << name_sources(e.what()) << "\n";
       return 2;
     } catch (const std::exception& e) {
-      std::cerr << "kubeca: " << e.what() << "\n";
+      std::cerr << "kubeca: " << name_sources(e.what()) << "\n";
       return 1;
     }
   }

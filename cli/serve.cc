@@ -43,9 +43,11 @@ std::pair<std::string, int> parse_listen(const std::string& what, const std::str
 
 int cmd_serve(const std::vector<std::string>& args) {
   po::options_description desc("Options");
-  desc.add_options()("config,c", po::value<std::string>(), "cluster.yaml")(
+  desc.add_options()("config,c", po::value<std::string>(),
+                     "cluster.yaml, else /etc/kubeca/cluster.yaml")(
       "env-file", po::value<std::string>(), "the seed's shell variables")(
-      "pki", po::value<std::string>()->required(), "the PKI folder with ca.pem and ca-key.pem")(
+      "pki", po::value<std::string>()->default_value(kDefaultPki),
+      "the PKI folder with ca.pem and ca-key.pem")(
       "listen", po::value<std::string>(), "HOST:PORT (default signer.listen; port 0: any free)")(
       "store", po::value<std::string>(), "sqlite:PATH (default signer.store)")(
       "audit-log", po::value<std::string>(),

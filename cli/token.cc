@@ -120,7 +120,9 @@ int cmd_token(const std::vector<std::string>& args) {
     }
     AdminTarget t = admin_target(vm);
     const bool join = vm.count("print-join-command") > 0;
-    if (!join && (vm.count("pki") || vm.count("config"))) {
+    // Typed, not inherited: KUBECA_PKI and KUBECA_CONFIG may be set for other commands.
+    const auto typed = [&](const char* o) { return vm.count(o) && !from_env(o); };
+    if (!join && (typed("pki") || typed("config"))) {
       throw UsageError("--pki and --config go with --print-join-command");
     }
     const JoinTarget jt = join ? join_target(vm, t) : JoinTarget{};

@@ -12,6 +12,7 @@ packages=(
   nodejs python3  # bootstrap tests: npm schema validation, free ports
   python3-prometheus-client  # serve_metrics: /metrics parsed by a parser kubeca did not write
   help2man man-db  # the man page, built from the commands' --help, and its test
+  prometheus  # promtool: manifests/monitoring/'s rules and a live /metrics (monitoring.sh)
 )
 missing=()
 for p in "${packages[@]}"; do

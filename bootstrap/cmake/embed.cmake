@@ -1,6 +1,8 @@
 # Turns every file under ROOT into a byte array in OUT, so an installed kubeca renders its
 # templates without the source tree. Run with cmake -DROOT=... -DOUT=... -P embed.cmake.
 file(GLOB_RECURSE files RELATIVE ${ROOT} ${ROOT}/*)
+# monitoring/ is for Prometheus, not for hosts: installed as files, never rendered.
+list(FILTER files EXCLUDE REGEX "^monitoring/")
 list(SORT files)
 set(body "")
 set(table "")

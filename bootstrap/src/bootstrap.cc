@@ -446,13 +446,16 @@ std::vector<FileChange> compare_with_root(const std::vector<HostFile>& files,
 
 std::string describe_changes(const std::vector<FileChange>& changes) {
   std::ostringstream out;
-  size_t unchanged = 0;
+  size_t create = 0, change = 0, keep = 0, conflict = 0;
   for (const auto& c : changes) {
+    create += c.change == Change::kCreate;
+    change += c.change == Change::kUpdate || c.change == Change::kMode;
+    conflict += c.change == Change::kConflict;
     if (c.change == Change::kUnchanged) {
-      ++unchanged;
+      ++keep;
       continue;
     }
-    if (c.change == Change::kKept) ++unchanged;  // named, as it differs from the plan
+    if (c.change == Change::kKept) ++keep;  // named, as it differs from the plan
     std::string label = to_string(c.change);
     label.resize(10, ' ');
     out << label << c.file.path << " (" << mode_str(c.file.mode) << " root:root, " << c.file.source
@@ -467,7 +470,9 @@ std::string describe_changes(const std::vector<FileChange>& changes) {
     const std::string before_name = c.change == Change::kCreate ? "/dev/null" : c.file.path;
     out << unified_diff(c.before, c.file.content, before_name, c.file.path);
   }
-  out << unchanged << " unchanged\n";
+  out << create << " to create, " << change << " to change, " << keep << " to keep";
+  if (conflict) out << ", " << conflict << " edited outside kubeca (--force overwrites)";
+  out << "\n";
   return out.str();
 }
 

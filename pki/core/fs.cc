@@ -121,7 +121,8 @@ void write_file_atomic(const std::filesystem::path& path, const std::string& dat
   (void)fsync_dir(path.parent_path());
 }
 
-void write_files_atomic(const std::vector<std::vector<FileWrite>>& groups) {
+void write_files_atomic(const std::vector<std::vector<FileWrite>>& groups,
+                        const std::function<void()>& on_file) {
   // What a killed writer left in these folders goes first; callers hold the folder's lock
   // (FolderLock), so no other kubeca is writing there.
   std::set<std::filesystem::path> folders;
@@ -146,6 +147,7 @@ void write_files_atomic(const std::vector<std::vector<FileWrite>>& groups) {
     for (size_t g = 0; g < groups.size(); ++g) {
       for (const auto& f : groups[g]) {
         temps[g].push_back(write_temporary(f.path, f.data, f.mode, false));
+        if (on_file) on_file();
       }
     }
     // One flush per file system for every file: an fsync each costs a device flush each.

@@ -72,11 +72,13 @@ std::unique_ptr<Botan::Private_Key> generate_key(KeyAlgorithm a,
   throw std::logic_error("unknown key algorithm");
 }
 
-std::vector<std::unique_ptr<Botan::Private_Key>> generate_keys(KeyAlgorithm a, size_t n,
-                                                               unsigned threads) {
+std::vector<std::unique_ptr<Botan::Private_Key>> generate_keys(
+    KeyAlgorithm a, size_t n, unsigned threads, const std::function<void()>& on_key) {
   std::vector<std::unique_ptr<Botan::Private_Key>> keys(n);
-  parallel_for(n, threads == 0 ? cpu_threads() : threads,
-               [&](size_t i) { keys[i] = generate_key(a, thread_rng()); });
+  parallel_for(n, threads == 0 ? cpu_threads() : threads, [&](size_t i) {
+    keys[i] = generate_key(a, thread_rng());
+    if (on_key) on_key();
+  });
   return keys;
 }
 

@@ -10,7 +10,9 @@
 
 #include <algorithm>
 #include <ctime>
+#include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 
@@ -130,15 +132,37 @@ void record_leaves(Store& store, const std::vector<Item>& items) {
   store.record_certificates(records);
 }
 
+// Counts init's steps from any thread and hands each new state to the callback in order.
+class ProgressCounter {
+ public:
+  explicit ProgressCounter(const Progress& fn) : fn_(fn) {}
+  void step(size_t InitProgress::*field) {
+    if (!fn_) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    ++(state_.*field);
+    fn_(state_);
+  }
+  void set(const std::function<void(InitProgress&)>& change) {
+    if (!fn_) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    change(state_);
+    fn_(state_);
+  }
+
+ private:
+  const Progress& fn_;
+  std::mutex mu_;
+  InitProgress state_;
+};
+
 InitReport init_pki_locked(const Config& c, const fs::path& dir, TimePoint now,
-                           const Progress& progress, const Recording& recording) {
+                           const Progress& progress_fn, const Recording& recording) {
+  ProgressCounter progress(progress_fn);
   const auto started = std::chrono::steady_clock::now();
   const KeyAlgorithm algorithm = *parse_key_algorithm(c.key_algorithm);
   std::vector<Item> items;
   for (auto& spec : planned_certificates(c))
     items.push_back(Item{std::move(spec), false, false, "", "", nullptr, nullptr});
-  const size_t total = items.size() + 1;
-  size_t done = 0;
 
   // Read what is there; decide what to make.
   size_t missing_keys = 0;
@@ -179,10 +203,14 @@ InitReport init_pki_locked(const Config& c, const fs::path& dir, TimePoint now,
   const bool need_sa = c.flavor == Flavor::kModern && !file_exists(dir / "sa.key");
   if (need_sa) ++missing_keys;
 
-  if (progress && missing_keys)
-    progress(done, total,
-             "generating " + std::to_string(missing_keys) + " " + c.key_algorithm + " keys");
-  auto keys = generate_keys(algorithm, missing_keys);
+  const size_t to_sign = static_cast<size_t>(
+      std::count_if(items.begin(), items.end(), [](const Item& it) { return !it.have_cert; }));
+  progress.set([&](InitProgress& p) {
+    p.keys_total = missing_keys;
+    p.certificates_total = to_sign;
+  });
+  auto keys =
+      generate_keys(algorithm, missing_keys, 0, [&] { progress.step(&InitProgress::keys); });
   size_t next_key = 0;
   for (auto& it : items) {
     if (!it.have_cert && !it.have_key) {
@@ -209,6 +237,7 @@ InitReport init_pki_locked(const Config& c, const fs::path& dir, TimePoint now,
         auto ca = Ca::create(it.spec, std::move(key_copy), now, rng);
         it.cert = std::make_unique<Botan::X509_Certificate>(ca->certificate());
         it.cert_pem = to_pem(*it.cert);
+        progress.step(&InitProgress::certificates);
       } else {
         (void)cas.at(issuer_of(p));  // CAs come first
         Botan::BigInt serial;
@@ -245,13 +274,13 @@ InitReport init_pki_locked(const Config& c, const fs::path& dir, TimePoint now,
     it.cert = std::make_unique<Botan::X509_Certificate>(
         ca.issue(it.spec, *it.key, now, to_issue_serials[j], thread_rng()));
     it.cert_pem = to_pem(*it.cert);
+    progress.step(&InitProgress::certificates);
   });
   for (auto& it : items) {
     if (!it.have_cert) {
       if (!it.have_key) outputs.push_back({key_path("", it.spec.file), it.key_pem, 0600});
       outputs.push_back({cert_path("", it.spec.file), it.cert_pem, 0644});
     }
-    if (progress) progress(++done, total, it.spec.file);
   }
   if (c.flavor == Flavor::kModern) others.insert(others.end(), {"sa.key", "sa.pub"});
   if (need_sa) {
@@ -309,7 +338,6 @@ InitReport init_pki_locked(const Config& c, const fs::path& dir, TimePoint now,
       outputs.push_back({file, std::move(rendered[j]), 0600});
     }
   }
-  if (progress) progress(++done, total, "kubeconfigs");
   // Recorded before any file is written: a crash in between leaves a record without a file
   // (harmless), never a certificate the store cannot revoke.
   if (recording.store) record_leaves(*recording.store, items);
@@ -331,7 +359,9 @@ InitReport init_pki_locked(const Config& c, const fs::path& dir, TimePoint now,
     groups.back().push_back({dir / outputs[i].path, std::move(outputs[i].data), outputs[i].mode});
     created.insert(outputs[i].path.string());
   }
-  write_files_atomic(groups);
+  progress.set([&](InitProgress& p) { p.files_total = outputs.size(); });
+  write_files_atomic(groups, [&] { progress.step(&InitProgress::files); });
+  progress.set([](InitProgress& p) { p.finished = true; });
   for (const auto& it : items) {
     for (const fs::path& rel : {cert_path("", it.spec.file), key_path("", it.spec.file)}) {
       report.files.push_back({rel.string(), created.count(rel.string()) > 0});

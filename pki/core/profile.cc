@@ -1,6 +1,9 @@
 #include "kubeca/profile.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <cstring>
 
 #include "kubeca/net.h"
 
@@ -31,6 +34,7 @@ constexpr ProfileInfo kProfiles[] = {
     {Profile::kEtcdHealthcheckClient, "etcd-healthcheck-client", false},
     {Profile::kApiserverEtcdClient, "apiserver-etcd-client", false},
     {Profile::kSigner, "signer", true},
+    {Profile::kUser, "user", true},
 };
 
 const ProfileInfo& info(Profile p) {
@@ -239,11 +243,94 @@ CertSpec make_spec(const Config& c, Profile p, const Identity& id) {
       }
       if (const auto u = parse_url(c.signer_url)) add_san(s, u->host);
       break;
+    case Profile::kUser:
+      throw InputError("profile user is made by `kubeca kubeconfig user` (--name, --group, --ttl)");
   }
   for (const auto& d : id.dns) add_san(s, d);
   if (p != Profile::kKubelet && p != Profile::kEtcdServer && p != Profile::kEtcdPeer) {
     for (const auto& ip : id.ips) add_san(s, ip);
   }
+  return s;
+}
+
+namespace {
+
+// A name or group as Kubernetes reads it from a certificate: plain, bounded, no separators
+// that could be read as more than one value (commas, slashes, spaces) or as markup.
+void check_user_word(const std::string& flag, const std::string& v) {
+  const bool ok =
+      !v.empty() && v.size() <= 64 && std::isalnum(static_cast<unsigned char>(v[0])) &&
+      std::all_of(v.begin(), v.end(), [](char ch) {
+        return std::isalnum(static_cast<unsigned char>(ch)) || std::strchr("._@:+-", ch) != nullptr;
+      });
+  if (!ok) {
+    // Shown escaped: a newline or a terminal escape in it stays on the one error line.
+    std::string shown;
+    for (unsigned char ch : v.substr(0, 80)) {
+      if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
+        shown += static_cast<char>(ch);
+      } else {
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "\\x%02x", ch);
+        shown += hex;
+      }
+    }
+    if (v.size() > 80) shown += "...";
+    throw InputError(flag + ": \"" + shown +
+                     "\" is not a valid name (1 to 64 characters: letters, digits and . _ @ : + -, "
+                     "starting with a letter or digit)");
+  }
+}
+
+}  // namespace
+
+void check_user_request(const UserRequest& r) {
+  check_user_word("--name", r.name);
+  std::vector<std::string> seen;
+  for (const auto& g : r.groups) {
+    check_user_word("--group", g);
+    if (std::find(seen.begin(), seen.end(), g) != seen.end()) {
+      throw InputError("--group: \"" + g + "\" is given twice");
+    }
+    seen.push_back(g);
+  }
+  if (r.ttl < std::chrono::minutes(1)) {
+    throw InputError("--ttl: " + format_duration(r.ttl) + " is too short (at least 1m)");
+  }
+  if (r.allow_privileged) return;
+  for (const auto& g : r.groups) {
+    if (g == "system:masters") {
+      throw PrivilegedUser(
+          "--group system:masters makes a cluster administrator that RBAC cannot restrain; add "
+          "--allow-privileged if that is meant");
+    }
+    if (g.rfind("system:", 0) == 0) {
+      throw PrivilegedUser("--group " + g +
+                           " is one of Kubernetes' own groups; add --allow-privileged if that is "
+                           "meant");
+    }
+  }
+  if (r.name.rfind("system:", 0) == 0) {
+    throw PrivilegedUser("--name " + r.name +
+                         " speaks for a part of the cluster; add --allow-privileged if that is "
+                         "meant");
+  }
+}
+
+CertSpec user_spec(const Config& c, const UserRequest& r) {
+  check_user_request(r);
+  if (r.ttl > c.cert_validity) {
+    throw InputError("--ttl: " + format_duration(r.ttl) + " is longer than pki.cert_validity (" +
+                     format_duration(c.cert_validity) + "); user credentials are short-lived");
+  }
+  CertSpec s;
+  s.profile = Profile::kUser;
+  s.common_name = r.name;
+  s.organizations = r.groups;
+  s.client_auth = true;
+  s.seed_usages = c.flavor == Flavor::kCoreos2016;  // as every leaf of that flavor
+  s.validity = r.ttl;
+  s.file = "user-" + r.name;
   return s;
 }
 

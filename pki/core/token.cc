@@ -78,6 +78,11 @@ std::pair<std::string, TokenRecord> create_token(Store& store, const TokenReques
   if (!p || profile_is_ca(*p)) {
     throw InputError("profile: \"" + r.profile + "\" cannot be granted by a token");
   }
+  if (*p == Profile::kUser) {
+    throw InputError(
+        "profile: user credentials are made by an admin (`kubeca kubeconfig user`), never by a "
+        "token");
+  }
   if (token_profile_privileged(r.profile) && !r.allow_privileged) {
     throw InputError("profile: a token for " + r.profile +
                      " grants cluster-wide power; give --allow-privileged if that is meant");

@@ -134,7 +134,7 @@ struct Issuer::Impl {
 
   void audit(const Caller& caller, const std::string& action, const std::string& token_id,
              const std::string& profile, const std::string& subject, const std::string& serial,
-             const std::string& result, const std::string& detail) {
+             const std::string& result, const std::string& detail, const std::string& by = "") {
     json line = {{"time", format_time(Clock::now())},
                  {"remote", caller.remote},
                  {"action", action},
@@ -144,6 +144,7 @@ struct Issuer::Impl {
                  {"serial", serial},
                  {"result", result}};
     if (!detail.empty()) line["detail"] = detail;
+    if (!by.empty()) line["by"] = by;  // the admin who asked
     const std::string text = line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
     std::lock_guard<std::mutex> lock(audit_mu);
     if (audit_file.is_open()) {
@@ -343,6 +344,13 @@ struct Issuer::Impl {
       throw ServiceError{403, "profile_not_allowed",
                          "the certificate matches no profile of this cluster; issue it again"};
     }
+    if (*profile == Profile::kUser) {
+      // Short-lived by design: renewing with itself would make a person's credential
+      // last for ever after the admin who granted it moved on.
+      throw ServiceError{403, "profile_not_allowed",
+                         "a user certificate does not renew; ask an admin for a new one "
+                         "(kubeca kubeconfig user)"};
+    }
     CertSpec spec = identity_of(old, *profile);
     if (profile_is_ca(spec.profile) || issuer_of(spec.profile) != Profile::kCa) {
       throw ServiceError{403, "profile_not_allowed",
@@ -484,6 +492,42 @@ void Issuer::require_admin(const Caller& caller) {
   if (std::find(orgs.begin(), orgs.end(), "system:masters") == orgs.end()) {
     throw ServiceError{403, "admin_required",
                        "this endpoint needs an admin certificate (O=system:masters)"};
+  }
+}
+
+Issuance Issuer::sign_user(const Caller& caller, const UserSignRequest& request) {
+  Impl& m = *impl_;
+  std::string by;
+  try {
+    require_admin(caller);
+    const auto& admin = *caller.certificate;
+    by = dn_text(admin.subject_dn()) + " (serial " + serial_hex(admin) + ")";
+    if (!request.body_error.empty()) {
+      throw ServiceError{400, "malformed_request", request.body_error};
+    }
+    CertSpec spec;
+    try {
+      UserRequest r{request.name, request.groups, parse_duration(request.ttl),
+                    request.allow_privileged};
+      spec = user_spec(m.config, r);
+    } catch (const PrivilegedUser& e) {
+      throw ServiceError{403, "privileged_profile", e.what()};
+    } catch (const InputError& e) {
+      throw ServiceError{400, "malformed_request", e.what()};
+    }
+    ParsedCsr csr = parse_csr(request.has_csr, request.csr_pem);
+    check_csr_names(*csr.req, spec, {});
+    m.refuse_revoked_key(key_hash_of(csr.key->subject_public_key()));
+    Issuance out =
+        m.issue(spec, *csr.key, "admin:" + serial_hex(admin), "", [&](const CertRecord& rec) {
+          return m.store.insert_certificate(rec) ? TokenUse::kOk : TokenUse::kDuplicateSerial;
+        });
+    m.audit(caller, "user-sign", "", "user", out.subject, out.serial, "issued", "", by);
+    return out;
+  } catch (ServiceError& e) {
+    m.audit(caller, "user-sign", "", "user", "", "", "refused", e.code, by);
+    e.profile = "user";
+    throw;
   }
 }
 

@@ -98,8 +98,9 @@ Metrics::~Metrics() = default;
 
 const std::vector<std::string>& Metrics::routes() {
   static const std::vector<std::string> r = {
-      "/healthz",   "/readyz",       "/metrics",   "/v1/ca",  "/v1/sign",         "/v1/renew",
-      "/v1/tokens", "/v1/tokens/ID", "/v1/revoke", "/v1/crl", "/v1/certificates", "other"};
+      "/healthz",         "/readyz",    "/metrics",      "/v1/ca",     "/v1/sign",
+      "/v1/renew",        "/v1/tokens", "/v1/tokens/ID", "/v1/revoke", "/v1/crl",
+      "/v1/certificates", "/v1/users",  "other"};
   return r;
 }
 

@@ -34,7 +34,7 @@ std::optional<Profile> infer_profile(const Config& config, const Botan::X509_Cer
   const CertSpec have = identity_of(cert);
   for (Profile p : all_profiles()) {
     if (profile_is_ca(p) || issuer_of(p) != Profile::kCa || p == Profile::kKubelet ||
-        p == Profile::kSigner || !profile_in_flavor(p, config.flavor)) {
+        p == Profile::kSigner || p == Profile::kUser || !profile_in_flavor(p, config.flavor)) {
       continue;
     }
     const CertSpec spec = make_spec(config, p);

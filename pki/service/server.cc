@@ -66,7 +66,8 @@ const std::map<std::string, std::set<std::string>> kRoutes = {
     {"/metrics", {"GET"}},           {"/v1/ca", {"GET"}},
     {"/v1/sign", {"POST"}},          {"/v1/renew", {"POST"}},
     {"/v1/tokens", {"GET", "POST"}}, {"/v1/certificates", {"GET"}},
-    {"/v1/revoke", {"POST"}},        {"/v1/crl", {"GET"}}};
+    {"/v1/revoke", {"POST"}},        {"/v1/crl", {"GET"}},
+    {"/v1/users", {"POST"}}};
 
 // The metric label of a request: a route template, or "other"; never the request's text.
 std::string endpoint_of(const Request& req) {
@@ -295,6 +296,36 @@ void SigningServer::Impl::setup_routes() {
     const std::string id = req.path.substr(std::string("/v1/tokens/").size());
     issuer->revoke_token(caller, id);
     return json_response(200, json{{"id", id}, {"revoked", true}});
+  });
+  on("POST", "/v1/users", [this](const Request& req, std::string& profile) {
+    UserSignRequest r;
+    try {
+      const json body = parse_body(req);
+      const auto str = [&](const char* k) {
+        if (body.contains(k) && !body[k].is_string()) throw Refusal{400, "", k};
+        return string_field(body, k);
+      };
+      r.has_csr = body.contains("csr") && body["csr"].is_string();
+      r.csr_pem = str("csr");
+      r.name = str("name");
+      r.ttl = body.contains("ttl") ? str("ttl") : "24h";
+      if (body.contains("groups")) {
+        if (!body["groups"].is_array()) throw Refusal{400, "", "groups"};
+        for (const auto& g : body["groups"]) {
+          if (!g.is_string()) throw Refusal{400, "", "groups"};
+          r.groups.push_back(g.get<std::string>());
+        }
+      }
+      if (body.contains("allow_privileged") && !body["allow_privileged"].is_boolean()) {
+        throw Refusal{400, "", "allow_privileged"};
+      }
+      r.allow_privileged = body.value("allow_privileged", false);
+    } catch (const Refusal& e) {
+      r.body_error = e.code.empty() ? "\"" + e.message + "\" has the wrong type" : e.message;
+    }
+    const Issuance out = issuer->sign_user(caller_of(req), r);
+    profile = out.profile;
+    return json_response(201, issued_json(out));
   });
   on("GET", "/v1/certificates", [this](const Request& req, std::string&) {
     issuer->require_admin(caller_of(req));

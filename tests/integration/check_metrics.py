@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 PROFILES = {"", "ca", "apiserver", "kubelet", "admin", "kube-proxy", "controller-manager",
             "scheduler", "apiserver-kubelet-client", "front-proxy-ca", "front-proxy-client",
             "etcd-ca", "etcd-server", "etcd-peer", "etcd-healthcheck-client",
-            "apiserver-etcd-client", "signer"}
+            "apiserver-etcd-client", "signer", "user"}
 
 
 def documented(doc):

@@ -160,18 +160,23 @@ expect_contains "CA restored" "$OUT" "0 files created"
 kc 2 frobnicate
 expect_one_error_line "unknown command" 'unknown command "frobnicate"'
 kc 2
-kc 2 init --config "$T/good.yaml"
-expect_one_error_line "init without --pki" "--pki"
-kc 2 init --pki "$T/nowhere"
-expect_one_error_line "init without a config" "--config or --env-file is required"
+# Without --pki the folder is KUBECA_PKI's, else /etc/kubernetes/pki: the tests name one in
+# $T, never the machine's (cli_env.sh tests the variables and defaults).
+echo "not a folder" >"$T/env-file-not-dir"
+KUBECA_PKI=$T/env-file-not-dir kc 2 init --config "$T/good.yaml"
+expect_one_error_line "init without --pki, KUBECA_PKI a file" "KUBECA_PKI: $T/env-file-not-dir is not a folder"
+if [ ! -e /etc/kubeca/cluster.yaml ]; then
+  kc 2 init --pki "$T/nowhere"
+  expect_one_error_line "init without a config" "--config or --env-file is required (the default, /etc/kubeca/cluster.yaml, does not exist)"
+fi
 kc 2 init --config "$T/good.yaml" --pki "$T/nowhere" --frob
 expect_one_error_line "init with an unknown flag" "frob"
-kc 2 issue admin
-expect_one_error_line "issue without --pki" "--pki"
-kc 2 certs list
-expect_one_error_line "certs without --pki" "--pki"
-kc 2 kubeconfig --user admin --server https://127.0.0.1:6443 --out "$T/x.conf"
-expect_one_error_line "kubeconfig without --pki" "--pki"
+KUBECA_PKI=$T/nowhere kc 1 issue admin
+expect_one_error_line "issue without --pki" "$T/nowhere/ca.pem not found"
+KUBECA_PKI=$T/nowhere kc 2 certs list
+expect_one_error_line "certs without --pki" "KUBECA_PKI: $T/nowhere is not a folder"
+KUBECA_PKI=$T/nowhere kc 2 kubeconfig --user admin --server https://127.0.0.1:6443 --out "$T/x.conf"
+expect_one_error_line "kubeconfig without --pki" "$T/nowhere/admin.pem not found"
 expect_eq "usage errors wrote nothing" "$(test -e "$T/nowhere" -o -e "$T/x.conf" && echo yes || echo no)" no
 echo "not a folder" >"$T/a-file"
 kc 2 init --config "$T/good.yaml" --pki "$T/a-file"

@@ -20,8 +20,8 @@ expect_contains "ca pin --help" "$OUT" "SubjectPublicKeyInfo"
 # Bad input: one line, exit 2.
 kc 2 ca pin --pki "$T/nowhere"
 expect_one_error_line "ca pin, no folder" "does not exist"
-kc 2 ca pin
-expect_one_error_line "ca pin without --pki" "pki"
+KUBECA_PKI=$T/nowhere kc 2 ca pin
+expect_one_error_line "ca pin without --pki" "KUBECA_PKI: $T/nowhere/ca.pem does not exist"
 kc 2 ca frobnicate --pki "$P"
 expect_one_error_line "ca, unknown" "unknown ca command"
 echo garbage >"$T/ca.pem"

@@ -35,6 +35,7 @@ expect_contains "man: token's own help" "$page" "--print-join-command"
 cmake --install "$B" --prefix "$T/prefix" >"$T/install.out" 2>&1 || fail "cmake --install: $(cat "$T/install.out")"
 [ -x "$T/prefix/bin/kubeca" ] && pass || fail "no bin/kubeca installed"
 cmp -s "$T/prefix/share/man/man1/kubeca.1" "$B/kubeca.1" && pass || fail "no share/man/man1/kubeca.1"
+cmp -s "$T/prefix/share/kubeca/monitoring/kubeca-alerts.yaml" "$KUBECA_SOURCE/manifests/monitoring/kubeca-alerts.yaml" && pass || fail "no share/kubeca/monitoring/kubeca-alerts.yaml"
 expect_eq "installed binary runs" "$("$T/prefix/bin/kubeca" --version)" "$version"
 
 # Bash completion, generated from the command table.

@@ -271,7 +271,9 @@ TEST_P(IssueTest, EveryProfileOfBothFlavors) {
     std::set<std::string> serials;
     for (Profile p : all_profiles()) {
       if (profile_is_ca(p) || !profile_in_flavor(p, flavor)) continue;
-      const CertSpec spec = make_spec(config, p, IdentityFor(p));
+      const CertSpec spec =
+          p == Profile::kUser ? user_spec(config, {"alice", {"devs", "qa"}, std::chrono::hours(24)})
+                              : make_spec(config, p, IdentityFor(p));
       const Ca& ca = *cas.at(issuer_of(p));
       const Botan::Private_Key& key = Key(a, 10);
       const auto cert = ca.issue(spec, key, kNow, random_serial(rng), rng);

@@ -93,8 +93,9 @@ TEST(Metrics, WhatAClientSendsNeverBecomesALabel) {
   EXPECT_LT(text.size(), 8u * 1024);
 }
 
-TEST(Metrics, EveryRouteAndResultAtOnceStaysUnder64KiB) {
-  // The worst case a client could reach: every route with every result, for one profile.
+TEST(Metrics, EveryRouteAndResultAtOnceStaysUnder80KiB) {
+  // A bound above the worst case a client could reach: every route with every result, for
+  // one profile (no route can produce every result). 13 routes since /v1/users: 67 KiB.
   Metrics m;
   for (const auto& r : Metrics::routes()) {
     for (const auto& c : Metrics::results()) m.observe(r, "kubelet", c, 0.3);
@@ -102,7 +103,7 @@ TEST(Metrics, EveryRouteAndResultAtOnceStaysUnder64KiB) {
   for (Profile p : all_profiles()) m.certificate_issued(cert(to_string(p), to_string(p), kNow + 9));
   const std::string text = m.render(kNow);
   expect_valid(text);
-  EXPECT_LT(text.size(), 64u * 1024);
+  EXPECT_LT(text.size(), 80u * 1024);
   std::cout << "every route with every result: " << text.size() << " bytes\n";
 }
 

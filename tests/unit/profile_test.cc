@@ -161,7 +161,8 @@ TEST(MakeSpec, ModernTable) {
     ExpectRow(c, r);
     covered.insert(r.profile);
   }
-  EXPECT_EQ(covered.size(), all_profiles().size()) << "every profile has a row";
+  // user has no fixed row: user_spec makes it from a request (UserSpec below).
+  EXPECT_EQ(covered.size() + 1, all_profiles().size()) << "every profile has a row";
 }
 
 TEST(MakeSpec, CoreOs2016TableKeepsTheSeedsNames) {
@@ -194,8 +195,9 @@ TEST(MakeSpec, CoreOs2016TableKeepsTheSeedsNames) {
 
 TEST(MakeSpec, CoreOs2016HasOnlyTheSeedsProfiles) {
   const Config c = SeedConfig(Flavor::kCoreos2016);
-  const std::set<Profile> seed = {Profile::kCa, Profile::kApiserver, Profile::kKubelet,
-                                  Profile::kAdmin, Profile::kSigner};
+  // And people's certificates, which either flavor's API server reads alike.
+  const std::set<Profile> seed = {Profile::kCa,    Profile::kApiserver, Profile::kKubelet,
+                                  Profile::kAdmin, Profile::kSigner,    Profile::kUser};
   for (Profile p : all_profiles()) {
     SCOPED_TRACE(to_string(p));
     EXPECT_EQ(profile_in_flavor(p, Flavor::kCoreos2016), seed.count(p) > 0);
@@ -328,7 +330,8 @@ TEST(Profiles, NamesRoundTrip) {
                          "etcd-peer",
                          "etcd-healthcheck-client",
                          "apiserver-etcd-client",
-                         "signer"};
+                         "signer",
+                         "user"};
   ASSERT_EQ(all_profiles().size(), names.size());
   for (const auto& n : names) {
     auto p = parse_profile(n);
@@ -382,6 +385,69 @@ TEST(PlannedCertificates, CoreOs2016IsTheSeedsFileSet) {
   EXPECT_EQ(Sorted(Files(specs)),
             Sorted({"ca", "apiserver", "admin", "signer", "coreos2-worker", "coreos3-worker"}));
   EXPECT_EQ(specs.front().profile, Profile::kCa);
+}
+
+}  // namespace
+}  // namespace kubeca
+
+namespace kubeca {
+namespace {
+
+std::string UserError(const Config& c, const UserRequest& r) {
+  try {
+    user_spec(c, r);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(UserSpec, NameGroupsClientAuthOnlyAndTheTtl) {
+  const Config c = SeedConfig(Flavor::kModern);
+  const CertSpec s = user_spec(c, {"alice@example.com", {"devs", "qa"}, std::chrono::hours(24)});
+  EXPECT_EQ(s.profile, Profile::kUser);
+  EXPECT_EQ(s.common_name, "alice@example.com");
+  EXPECT_EQ(s.organizations, (Strings{"devs", "qa"}));
+  EXPECT_TRUE(s.client_auth);
+  EXPECT_FALSE(s.server_auth);
+  EXPECT_TRUE(s.dns_names.empty() && s.ip_addresses.empty());
+  EXPECT_EQ(s.validity, std::chrono::hours(24));
+  EXPECT_EQ(to_string(Profile::kUser), std::string("user"));
+  EXPECT_THROW(make_spec(c, Profile::kUser), InputError) << "only user_spec makes one";
+}
+
+TEST(UserSpec, BadValuesAreRefusedNamingTheFlag) {
+  const Config c = SeedConfig(Flavor::kModern);
+  const auto h = std::chrono::hours(1);
+  EXPECT_NE(UserError(c, {"", {}, h}).find("--name"), std::string::npos);
+  EXPECT_NE(UserError(c, {"a,O=system:masters", {}, h}).find("--name"), std::string::npos);
+  EXPECT_NE(UserError(c, {"a b", {}, h}).find("--name"), std::string::npos);
+  EXPECT_NE(UserError(c, {"-a", {}, h}).find("--name"), std::string::npos);
+  EXPECT_NE(UserError(c, {std::string(65, 'a'), {}, h}).find("--name"), std::string::npos);
+  EXPECT_EQ(UserError(c, {std::string(64, 'a'), {}, h}), "");
+  EXPECT_NE(UserError(c, {"a", {"x/y"}, h}).find("--group"), std::string::npos);
+  EXPECT_NE(UserError(c, {"a", {"g", "g"}, h}).find("given twice"), std::string::npos);
+  EXPECT_NE(UserError(c, {"a", {}, std::chrono::seconds(59)}).find("--ttl"), std::string::npos);
+  EXPECT_NE(
+      UserError(c, {"a", {}, c.cert_validity + std::chrono::seconds(1)}).find("pki.cert_validity"),
+      std::string::npos);
+  EXPECT_EQ(UserError(c, {"a", {}, c.cert_validity}), "");
+}
+
+TEST(UserSpec, SystemNamesAndGroupsNeedAllowPrivileged) {
+  const Config c = SeedConfig(Flavor::kModern);
+  const auto h = std::chrono::hours(1);
+  for (const UserRequest& r :
+       {UserRequest{"root", {"system:masters"}, h}, UserRequest{"n", {"devs", "system:nodes"}, h},
+        UserRequest{"system:node:n1", {}, h}}) {
+    SCOPED_TRACE(r.name);
+    EXPECT_THROW(user_spec(c, r), PrivilegedUser);
+    UserRequest allowed = r;
+    allowed.allow_privileged = true;
+    EXPECT_NO_THROW(user_spec(c, allowed));
+  }
+  EXPECT_NE(UserError(c, {"root", {"system:masters"}, h}).find("--allow-privileged"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -70,7 +70,8 @@ struct FileChange {
 std::vector<FileChange> compare_with_root(const std::vector<HostFile>& files,
                                           const std::filesystem::path& root);
 
-// What --dry-run prints: each change with a unified diff (secrets by size only).
+// What --dry-run prints: each change with a unified diff (secrets by size only), then the
+// counts of files to create, change and keep.
 std::string describe_changes(const std::vector<FileChange>& changes);
 
 // Writes creates, updates and mode fixes atomically and records their digests (and which

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,8 +25,9 @@ struct FileWrite {
 // failure before the renames leaves no file (folders made on the way stay). Temporaries a
 // killed writer left in those folders are removed first: hold a FolderLock on them.
 // syncfs() flushes the whole file system, other programs' data too, and reports write
-// errors from Linux 5.8 on.
-void write_files_atomic(const std::vector<std::vector<FileWrite>>& groups);
+// errors from Linux 5.8 on. `on_file` is called after each temporary is written.
+void write_files_atomic(const std::vector<std::vector<FileWrite>>& groups,
+                        const std::function<void()>& on_file = {});
 
 // Makes `dir` and the parents that are missing, each 0700 whatever the umask: the PKI
 // folder and its subfolders (etcd/) hold keys. Folders that exist are left as they are.

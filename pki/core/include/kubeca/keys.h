@@ -5,6 +5,7 @@
 #include <botan/pk_keys.h>
 #include <botan/rng.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,8 +27,9 @@ Botan::RandomNumberGenerator& thread_rng();
 std::unique_ptr<Botan::Private_Key> generate_key(KeyAlgorithm a, Botan::RandomNumberGenerator& rng);
 
 // Generates n keys on up to `threads` threads: RSA costs tens of milliseconds each.
-std::vector<std::unique_ptr<Botan::Private_Key>> generate_keys(KeyAlgorithm a, size_t n,
-                                                               unsigned threads = 0);
+// `on_key` is called (from the worker threads) after each key.
+std::vector<std::unique_ptr<Botan::Private_Key>> generate_keys(
+    KeyAlgorithm a, size_t n, unsigned threads = 0, const std::function<void()>& on_key = {});
 
 // The algorithm of an existing key, to make its successor of the same kind.
 KeyAlgorithm algorithm_of(const Botan::Public_Key& key);

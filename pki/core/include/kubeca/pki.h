@@ -31,7 +31,16 @@ struct InitReport {
   size_t created() const;
 };
 
-using Progress = std::function<void(size_t done, size_t total, const std::string& what)>;
+// init's three phases, counted: keys made, certificates signed, files written. The callback
+// runs on worker threads, one call at a time (init serializes them), after every step: it
+// decides how often to draw.
+struct InitProgress {
+  size_t keys = 0, keys_total = 0;
+  size_t certificates = 0, certificates_total = 0;
+  size_t files = 0, files_total = 0;
+  bool finished = false;  // the last call: everything is written
+};
+using Progress = std::function<void(const InitProgress&)>;
 
 // What the offline commands (init, issue, certs renew) do besides writing files.
 struct Recording {

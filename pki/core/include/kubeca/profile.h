@@ -28,6 +28,7 @@ enum class Profile {
   kEtcdHealthcheckClient,
   kApiserverEtcdClient,
   kSigner,
+  kUser,  // a person's short-lived client certificate (`kubeca kubeconfig user`)
 };
 
 std::optional<Profile> parse_profile(const std::string& name);
@@ -61,6 +62,26 @@ struct CertSpec {
 // The spec for profile p in this cluster. Throws InputError when the identity a per-node
 // profile needs is missing or the profile does not exist in the config's flavor.
 CertSpec make_spec(const Config& config, Profile p, const Identity& id = {});
+
+// A person's credential, as `kubeadm kubeconfig user` makes it: CN = name, O = each group,
+// clientAuth only, valid for ttl.
+struct UserRequest {
+  std::string name;
+  std::vector<std::string> groups;
+  std::chrono::seconds ttl{0};
+  bool allow_privileged = false;
+};
+// Checks a request's name, groups and ttl (InputError naming --name, --group or --ttl). A
+// name or group under "system:" (system:masters above all) speaks for the cluster's own
+// parts: refused unless allow_privileged, with a PrivilegedUser error.
+void check_user_request(const UserRequest& r);
+class PrivilegedUser : public InputError {
+ public:
+  using InputError::InputError;
+};
+// The spec of a user certificate: check_user_request, and ttl no longer than
+// pki.cert_validity (InputError).
+CertSpec user_spec(const Config& config, const UserRequest& r);
 
 // The subject/SAN identity a certificate of `spec` stands for, for comparing on renewal.
 std::string describe(const CertSpec& spec);

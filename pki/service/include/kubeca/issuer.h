@@ -67,6 +67,18 @@ struct Issuance {
   bool replay = false;  // a retry that got the certificate it was already given
 };
 
+// POST /v1/users: an admin asks for a person's certificate; the key stays with the admin.
+struct UserSignRequest {
+  bool has_csr = false;
+  std::string csr_pem;
+  std::string name;
+  std::vector<std::string> groups;
+  std::string ttl;  // a duration, "24h"
+  bool allow_privileged = false;
+  std::string
+      body_error;  // set when the body is not JSON of this shape: refused after the admin check
+};
+
 struct RevokeRequest {
   std::string serial;       // hex, or ""
   std::string certificate;  // PEM, or ""
@@ -85,6 +97,9 @@ class Issuer {
   Issuance renew(const Caller& caller, bool has_csr, const std::string& csr_pem);
   // Admin calls: the caller's certificate must carry O=system:masters.
   void require_admin(const Caller& caller);
+  // A user certificate (profile user) for an admin; recorded with the admin as requester,
+  // audited with the admin's subject. Privileged names or groups need allow_privileged (403).
+  Issuance sign_user(const Caller& caller, const UserSignRequest& request);
   // A privileged profile (token_profile_privileged) needs allow_privileged, else 403.
   TokenRecord create_token(const Caller& caller, const std::string& node,
                            const std::vector<std::string>& ips, const std::string& profile,
