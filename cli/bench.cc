@@ -29,7 +29,7 @@ int bench_join(const std::vector<std::string>& args, const std::string& usage) {
       "concurrency", po::value<long long>()->default_value(200), "joins in flight at once")(
       "server", po::value<std::string>()->required(),
       "the signer, https://HOST:PORT; replicas URL1,URL2,... (node i goes to URL i mod n)")(
-      "pki", po::value<std::string>()->required(),
+      "pki", po::value<std::string>()->default_value(kDefaultPki),
       "the PKI folder: ca.pem, and admin.pem/admin-key.pem to create the tokens")(
       "store", po::value<std::string>(),
       "create the tokens in this store (sqlite:PATH, etcd://...) instead of over the API")(
