@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <random>
 #include <stdexcept>
@@ -259,6 +260,9 @@ std::vector<std::string> split_servers(const std::string& urls) {
 ApiClient::ApiClient(const std::string& urls, const std::string& ca_pem,
                      const std::string& cert_pem, const std::string& key_pem)
     : impl_(std::make_unique<Impl>()) {
+  // A signer that dies mid-request (a replica killed) must cost a failover, not the
+  // process: OpenSSL writes to the socket with write(2), which raises SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
   for (const auto& url : split_servers(urls)) {
     const Url u = https_url(url);
     impl_->servers.push_back({u, make_client(u, ca_pem, cert_pem, key_pem), {}});
