@@ -183,7 +183,7 @@ struct ApiClient::Impl {
       Endpoint& e = servers[at];
       const auto now = std::chrono::steady_clock::now();
       if (now - e.last_used > std::chrono::seconds(1)) e.http->stop();
-      r = send_once([&] { return request(*e.http); }, e.url);
+      r = send_once([&] { return request(*e.http, i > 0); }, e.url);
       e.last_used = std::chrono::steady_clock::now();
       if (r.status != 0 && r.status < 500) {
         current = at;
@@ -274,20 +274,23 @@ ApiClient::~ApiClient() = default;
 HttpResult ApiClient::get(const std::string& path, const std::string& accept) {
   httplib::Headers h;
   if (!accept.empty()) h.emplace("Accept", accept);
-  return impl_->send([&](httplib::SSLClient& c) { return c.Get(path.c_str(), h); });
+  return impl_->send([&](httplib::SSLClient& c, bool) { return c.Get(path.c_str(), h); });
 }
 
 HttpResult ApiClient::post(const std::string& path, const nlohmann::json& body,
-                           const std::string& bearer) {
+                           const std::string& bearer, bool retry) {
   httplib::Headers h;
   if (!bearer.empty()) h.emplace("Authorization", "Bearer " + bearer);
   const std::string data = body.dump();
-  return impl_->send(
-      [&](httplib::SSLClient& c) { return c.Post(path.c_str(), h, data, "application/json"); });
+  return impl_->send([&](httplib::SSLClient& c, bool failover) {
+    httplib::Headers sent = h;
+    if (retry || failover) sent.emplace("Kubeca-Retry", "1");
+    return c.Post(path.c_str(), sent, data, "application/json");
+  });
 }
 
 HttpResult ApiClient::del(const std::string& path) {
-  return impl_->send([&](httplib::SSLClient& c) { return c.Delete(path.c_str()); });
+  return impl_->send([&](httplib::SSLClient& c, bool) { return c.Delete(path.c_str()); });
 }
 
 HttpResult with_retries(const std::function<HttpResult()>& attempt, int max_attempts,

@@ -8,7 +8,7 @@ and a CSR for system:node:NODE, POSTed to /v1/sign with the token, the signer ch
 against CA_PEM. Like `kubeca request` (pki/node/client.cc): each attempt asks the server
 that answered last, then the next of the list on a connection failure or a 5xx; an attempt
 that ends in no answer, a 503 or a 429 is tried again after 0.5 s, 1 s, 2 s... (8 attempts
-in all), the same CSR each time. Writes JOINDIR/INDEX/NODE.pem, JOINDIR/INDEX.log (one
+in all), the same CSR each time, marked `Kubeca-Retry: 1` after the first send. Writes JOINDIR/INDEX/NODE.pem, JOINDIR/INDEX.log (one
 "attempt N failed" line per retry, as the client logs, and one "... next server" line per
 failover, which the client does not log) and JOINDIR/INDEX.rc (0 or 1).
 What it spares is a process, two TLS handshakes and a key file per join: the CPU that 500
@@ -38,22 +38,33 @@ local = threading.local()
 
 
 def connection(url):
+    """A kept-alive connection to url, dropped after 1 s idle as the client drops it: the
+    server closes idle ones after 2 s, and one found closed is not a replica's failure."""
     conns = local.__dict__.setdefault("conns", {})
+    now = time.monotonic()
+    if url in conns and now - conns[url][1] > 1:
+        conns.pop(url)[0].close()
     if url not in conns:
         u = urlsplit(url)
-        conns[url] = http.client.HTTPSConnection(u.hostname, u.port, context=context, timeout=15)
-    return conns[url]
+        conns[url] = [http.client.HTTPSConnection(u.hostname, u.port, context=context, timeout=15), now]
+    conns[url][1] = now
+    return conns[url][0]
 
 
-def post(url, body, token):
+def post(url, body, token, retry):
     """(status, body); status 0 when the server could not be reached or the answer broke."""
+    headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+    if retry:
+        headers["Kubeca-Retry"] = "1"
     for fresh in (False, True):
         c = connection(url)
         try:
-            c.request("POST", "/v1/sign", body, {"Authorization": "Bearer " + token,
-                                                 "Content-Type": "application/json"})
+            c.request("POST", "/v1/sign", body, headers)
             r = c.getresponse()
             return r.status, r.read()
+        except ConnectionRefusedError as e:
+            c.close()
+            return 0, b"refused: " + str(e).encode()
         except (OSError, http.client.HTTPException) as e:
             c.close()
             # A kept-alive connection the server closed while idle: once more on a new one.
@@ -88,11 +99,14 @@ def attempt_join(index, token, node, servers):
     for attempt in range(1, ATTEMPTS + 1):
         for i in range(len(servers)):
             at = (current + i) % len(servers)
-            status, answer = post(servers[at], body, token)
+            status, answer = post(servers[at], body, token, attempt > 1 or i > 0)
             if status != 0 and status < 500:
                 current = at
                 break
-            log.append(f"{servers[at]}: {status} {answer[:120]!r}; next server")
+            # "refused": nothing reached a server; otherwise the request may have been acted on.
+            refused = status == 0 and answer.startswith(b"refused")
+            log.append(f"{servers[at]}: {status} {answer[:120]!r}; next server" +
+                       (" (refused)" if refused else ""))
         if status not in (0, 503, 429) or attempt == ATTEMPTS:
             break
         log.append(f"attempt {attempt} failed ({status} {answer[:120]!r}); retrying")
