@@ -117,6 +117,8 @@ sleep 1
 etcd_member_start "$KILLED"
 wait "${DRIVERS[@]}"
 T_JOINED=$(ms)
+check "the replica and the etcd member died while joins ran ($KILLED_AT, $ETCD_KILLED_AT of $JOINS done)" \
+  '[ "$KILLED_AT" -lt "$JOINS" ] && [ "$ETCD_KILLED_AT" -lt "$JOINS" ]'
 ok=$(cat "$T"/j/*.rc | grep -cx 0 || true)
 check "all $JOINS joins succeeded ($ok)" '[ "$ok" = "$JOINS" ]'
 for f in $(grep -Lx 0 "$T"/j/*.rc | head -3); do echo "join ${f%.rc}: $(tail -3 "${f%.rc}.log")" >&2; done
