@@ -11,6 +11,7 @@ packages=(
   golang-cfssl wrk strace util-linux  # strace: the order of init's syncs and renames
   nodejs python3  # bootstrap tests: npm schema validation, free ports
   python3-prometheus-client  # serve_metrics: /metrics parsed by a parser kubeca did not write
+  python3-cryptography  # ha_failure: the join driver's keys and CSRs, certificates read back
   help2man man-db  # the man page, built from the commands' --help, and its test
   prometheus  # promtool: manifests/monitoring/'s rules and a live /metrics (monitoring.sh)
 )

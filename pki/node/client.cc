@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <random>
 #include <stdexcept>
@@ -182,7 +183,7 @@ struct ApiClient::Impl {
       Endpoint& e = servers[at];
       const auto now = std::chrono::steady_clock::now();
       if (now - e.last_used > std::chrono::seconds(1)) e.http->stop();
-      r = send_once([&] { return request(*e.http); }, e.url);
+      r = send_once([&] { return request(*e.http, i > 0); }, e.url);
       e.last_used = std::chrono::steady_clock::now();
       if (r.status != 0 && r.status < 500) {
         current = at;
@@ -259,6 +260,9 @@ std::vector<std::string> split_servers(const std::string& urls) {
 ApiClient::ApiClient(const std::string& urls, const std::string& ca_pem,
                      const std::string& cert_pem, const std::string& key_pem)
     : impl_(std::make_unique<Impl>()) {
+  // A signer that dies mid-request (a replica killed) must cost a failover, not the
+  // process: OpenSSL writes to the socket with write(2), which raises SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
   for (const auto& url : split_servers(urls)) {
     const Url u = https_url(url);
     impl_->servers.push_back({u, make_client(u, ca_pem, cert_pem, key_pem), {}});
@@ -270,20 +274,23 @@ ApiClient::~ApiClient() = default;
 HttpResult ApiClient::get(const std::string& path, const std::string& accept) {
   httplib::Headers h;
   if (!accept.empty()) h.emplace("Accept", accept);
-  return impl_->send([&](httplib::SSLClient& c) { return c.Get(path.c_str(), h); });
+  return impl_->send([&](httplib::SSLClient& c, bool) { return c.Get(path.c_str(), h); });
 }
 
 HttpResult ApiClient::post(const std::string& path, const nlohmann::json& body,
-                           const std::string& bearer) {
+                           const std::string& bearer, bool retry) {
   httplib::Headers h;
   if (!bearer.empty()) h.emplace("Authorization", "Bearer " + bearer);
   const std::string data = body.dump();
-  return impl_->send(
-      [&](httplib::SSLClient& c) { return c.Post(path.c_str(), h, data, "application/json"); });
+  return impl_->send([&](httplib::SSLClient& c, bool failover) {
+    httplib::Headers sent = h;
+    if (retry || failover) sent.emplace("Kubeca-Retry", "1");
+    return c.Post(path.c_str(), sent, data, "application/json");
+  });
 }
 
 HttpResult ApiClient::del(const std::string& path) {
-  return impl_->send([&](httplib::SSLClient& c) { return c.Delete(path.c_str()); });
+  return impl_->send([&](httplib::SSLClient& c, bool) { return c.Delete(path.c_str()); });
 }
 
 HttpResult with_retries(const std::function<HttpResult()>& attempt, int max_attempts,

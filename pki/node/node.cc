@@ -196,8 +196,10 @@ NodeRequestResult node_request(const NodeRequestOptions& o) {
 
   ApiClient api(o.server, ca_pem);
   const nlohmann::json body = {{"csr", csr.PEM_encode()}, {"profile", o.profile}};
-  const HttpResult res = with_retries([&] { return api.post("/v1/sign", body, o.token); },
-                                      o.max_attempts, o.max_delay, retry_log);
+  int sent = 0;
+  const HttpResult res =
+      with_retries([&] { return api.post("/v1/sign", body, o.token, sent++ > 0); }, o.max_attempts,
+                   o.max_delay, retry_log);
   if (res.status != 201 && res.status != 200) {
     if (res.status >= 400 && res.status < 500 && res.status != 429) drop_pending_key(r.key);
     throw std::runtime_error("the signer refused: " + res.describe());

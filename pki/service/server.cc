@@ -241,6 +241,7 @@ void SigningServer::Impl::setup_routes() {
     SignRequest r;
     const std::string auth = req.header("authorization");
     if (auth.rfind("Bearer ", 0) == 0) r.bearer = auth.substr(7);
+    r.retry = req.header("kubeca-retry") == "1";
     const Caller caller = caller_of(req);
     json body;
     try {

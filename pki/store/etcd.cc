@@ -244,14 +244,14 @@ class EtcdStore : public Store {
   explicit EtcdStore(const std::string& url) : url_(url), cfg_(parse_etcd_url(url)) {}
 
   bool insert_certificate(const CertRecord& cert) override {
-    return txn({absent(cert_key(cert.serial))}, cert_puts(cert)).value("succeeded", false);
+    return put_certificate(cert) != Put::kTaken;
   }
 
   // Each record is its own create-if-absent transaction: etcd has made it durable on a
   // quorum when the answer comes, before the caller writes the certificate's file.
   size_t record_certificates(const std::vector<CertRecord>& certs) override {
     size_t added = 0;
-    for (const auto& c : certs) added += insert_certificate(c) ? 1 : 0;
+    for (const auto& c : certs) added += put_certificate(c) == Put::kNew ? 1 : 0;
     return added;
   }
 
@@ -416,7 +416,13 @@ class EtcdStore : public Store {
       ops.push_back(put_op(tk, token_json_record(t).dump()));
       const json r = txn({unchanged(tk, kv->mod_revision), absent(ck)}, ops, {range_op(ck)});
       if (r.value("succeeded", false)) return TokenUse::kOk;
-      if (!txn_kvs(r, 0).empty()) return TokenUse::kDuplicateSerial;
+      const json held = txn_kvs(r, 0);
+      if (!held.empty()) {
+        // This very record: call() sent the transaction again after an answer was lost,
+        // and the first send had committed (the token's use with it).
+        return value_of(held) == cert_json(cert).dump() ? TokenUse::kOk
+                                                        : TokenUse::kDuplicateSerial;
+      }
       // Another replica used the token first: read it again.
     }
     throw std::runtime_error("etcd store: token " + id + " kept conflicting");
@@ -575,8 +581,24 @@ class EtcdStore : public Store {
     return out;
   }
 
+  // Put::kOurs: the key holds this very value, which only a lost answer explains (the
+  // values carry random serials and secrets' hashes): call() sent the transaction again
+  // to the next member after the first one committed it and died or timed out.
+  enum class Put { kNew, kOurs, kTaken };
+  Put put_new(const std::string& key, const std::vector<json>& ops, const std::string& value) {
+    const json r = txn({absent(key)}, ops, {range_op(key)});
+    if (r.value("succeeded", false)) return Put::kNew;
+    return value_of(txn_kvs(r, 0)) == value ? Put::kOurs : Put::kTaken;
+  }
+  Put put_certificate(const CertRecord& c) {
+    return put_new(cert_key(c.serial), cert_puts(c), cert_json(c).dump());
+  }
+  static std::string value_of(const json& kvs) {
+    return kvs.empty() ? std::string() : unb64(kvs[0].value("value", std::string()));
+  }
+
   bool create(const std::string& key, const std::string& value) {
-    return txn({absent(key)}, {put_op(key, value)}).value("succeeded", false);
+    return put_new(key, {put_op(key, value)}, value) != Put::kTaken;
   }
 
   bool put_if_unchanged(const std::string& key, int64_t mod_revision, const std::string& value) {

@@ -4,33 +4,14 @@
 # through one replica is enforced by the others at once; `kubeca store migrate` moves a
 # SQLite signer to etcd and refuses a non-empty target.
 source "$(dirname "$0")/serve_lib.sh"
+source "$(dirname "$0")/etcd_lib.sh"
 command -v etcd >/dev/null || { echo "etcd is missing (scripts/install-deps.sh: etcd-server)"; exit 1; }
 D=$T/c
 write_cluster "$D"
 P=$D/pki
 
-CP=$(free_port)
-PP=$(free_port)
-start_etcd() {
-  etcd --name e1 --data-dir "$T/etcd" \
-    --listen-client-urls "https://127.0.0.1:$CP" --advertise-client-urls "https://127.0.0.1:$CP" \
-    --listen-peer-urls "http://127.0.0.1:$PP" --initial-advertise-peer-urls "http://127.0.0.1:$PP" \
-    --initial-cluster "e1=http://127.0.0.1:$PP" --listen-metrics-urls "" \
-    --cert-file "$P/etcd/server.pem" --key-file "$P/etcd/server-key.pem" \
-    --client-cert-auth --trusted-ca-file "$P/etcd/ca.pem" >>"$T/etcd.log" 2>&1 &
-  ETCD_PID=$!
-  SERVER_PIDS+=($!)
-}
-start_etcd
-ectl() {
-  ETCDCTL_API=3 etcdctl --endpoints "https://127.0.0.1:$CP" --cacert "$P/etcd/ca.pem" \
-    --cert "$P/apiserver-etcd-client.pem" --key "$P/apiserver-etcd-client-key.pem" \
-    --command-timeout=5s "$@"
-}
-for _ in $(seq 50); do ectl endpoint health >/dev/null 2>&1 && break; sleep 0.2; done
-ectl endpoint health >/dev/null 2>&1 || { tail -20 "$T/etcd.log"; exit 1; }
-
-STORE="etcd://127.0.0.1:$CP?ca=$P/etcd/ca.pem&cert=$P/apiserver-etcd-client.pem&key=$P/apiserver-etcd-client-key.pem"
+etcd_cluster_start 1 "$P"
+STORE=$ETCD_STORE
 URLS=()
 for i in 1 2 3; do
   "$KUBECA" serve --config "$D/cluster.yaml" --pki "$P" --listen 127.0.0.1:0 --store "$STORE" \
@@ -125,7 +106,7 @@ check "a server list with a non-https URL: exit 2" \
 # store migrate: a SQLite signer's records into an empty prefix, checked through the CLI.
 SQL="sqlite:$D/kubeca.db"  # made by init, which recorded the folder's leaves there
 for n in 1 2 3; do "$KUBECA" token create --store "$SQL" --node n1 --ip 127.0.0.2 >/dev/null 2>&1; done
-NEW="etcd://127.0.0.1:$CP?ca=$P/etcd/ca.pem&cert=$P/apiserver-etcd-client.pem&key=$P/apiserver-etcd-client-key.pem&prefix=/moved/"
+NEW="$ETCD_STORE&prefix=/moved/"
 check "store migrate sqlite -> etcd" '"$KUBECA" store migrate --from "$SQL" --to "$NEW" >"$T/mig.out" 2>&1'
 check "migrate reports what it copied" 'grep -q "3 tokens" "$T/mig.out"'
 check "tokens readable from etcd" \
@@ -135,8 +116,7 @@ check "migrate into a non-empty store: exit 2 ($rc)" '[ "$rc" = 2 ] && grep -q "
 
 # etcd gone: the replicas say so (503 store_unavailable, /readyz 503) and write nothing;
 # etcd back: they serve again by themselves.
-kill "$ETCD_PID"
-wait "$ETCD_PID" 2>/dev/null || true
+etcd_member_kill 0 TERM
 TOK_URL=${URLS[2]}
 code=$(curl -s -o "$T/resp" -w '%{http_code}' --max-time 30 --cacert "$P/ca.pem" \
   -H "Authorization: Bearer $FIVE" --data-binary @"$T/bodies/0.json" "$TOK_URL/v1/sign")
@@ -146,7 +126,7 @@ check "etcd down: /readyz 503" \
   '[ "$(curl -s -o /dev/null -w "%{http_code}" --max-time 30 --cacert "$P/ca.pem" "$TOK_URL/readyz")" = 503 ]'
 check "etcd down: /healthz still 200" \
   '[ "$(curl -s -o /dev/null -w "%{http_code}" --max-time 5 --cacert "$P/ca.pem" "$TOK_URL/healthz")" = 200 ]'
-start_etcd
+etcd_member_start 0
 ready=""
 for _ in $(seq 60); do
   ready=$(curl -s -o /dev/null -w "%{http_code}" --max-time 10 --cacert "$P/ca.pem" "$TOK_URL/readyz")

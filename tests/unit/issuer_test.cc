@@ -265,6 +265,31 @@ TEST_F(IssuerTest, SignRetriedWithTheSameKeyGetsTheSameCertificate) {
   EXPECT_EQ(refusal([&] { sign(t, *k); }).code, "token_used_up");
 }
 
+// A replica killed after it stored a certificate, before it answered: the client asks the
+// next replica again, saying so (Kubeca-Retry). With a multi-use token the retry gets the
+// certificate already issued and spends no second use; a request not marked as a retry
+// still gets a new certificate for the same key.
+TEST_F(IssuerTest, MarkedRetryWithAMultiUseTokenGetsTheSameCertificate) {
+  auto k = key();
+  const std::string t = token("n1", "127.0.0.2", 3);
+  const Issuance first = sign(t, *k);
+  SignRequest r;
+  r.bearer = t;
+  r.has_csr = true;
+  r.csr_pem = csr(*k);
+  r.retry = true;
+  const Issuance again = issuer_->sign(Caller{"127.0.0.1", std::nullopt}, r);
+  EXPECT_EQ(again.serial, first.serial);
+  EXPECT_EQ(store_->find_token(t.substr(0, 6))->uses, 1);
+  // A marked retry with another key is a new certificate: the mark grants nothing.
+  r.csr_pem = csr(*key());
+  EXPECT_NE(issuer_->sign(Caller{"127.0.0.1", std::nullopt}, r).serial, first.serial);
+  EXPECT_EQ(store_->find_token(t.substr(0, 6))->uses, 2);
+  EXPECT_NE(sign(t, *k).serial, first.serial);  // unmarked: a new one
+  EXPECT_EQ(store_->find_token(t.substr(0, 6))->uses, 3);
+  EXPECT_EQ(store_->list_certificates().size(), 3u);
+}
+
 TEST_F(IssuerTest, CrlNumbersIncreaseAndRevocationDatesStay) {
   auto k1 = key(), k2 = key();
   const Issuance a = sign(token("n1", "127.0.0.2"), *k1);

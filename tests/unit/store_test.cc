@@ -1027,6 +1027,36 @@ TEST(EtcdLeaseTest, OneLeaderThenTakeoverAfterDeath) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(4));
 }
 
+// etcd's store sends a transaction again to the next member when the first member's
+// answer is lost (it died or timed out after committing). Finding its very record there, it
+// counts the write done once: the token's use is not spent twice, and the caller does not
+// issue a second certificate under a new serial. A different record under the serial, or a
+// different token under the id, is still refused.
+TEST(EtcdStoreTest, AWriteSentAgainAfterALostAnswerCountsOnce) {
+  auto& etcd = test::LocalEtcd::get();
+  if (!etcd.available()) GTEST_SKIP() << "etcd is not installed";
+  auto store = open_store("etcd+http://" + etcd.endpoint() + "?prefix=/resend-test/");
+  ASSERT_TRUE(store->insert_token(make_token("aaaaaa", 3)));
+  EXPECT_TRUE(store->insert_token(make_token("aaaaaa", 3)));  // the same record again
+  TokenRecord other = make_token("aaaaaa", 9);
+  EXPECT_FALSE(store->insert_token(other));
+
+  EXPECT_EQ(store->use_token("aaaaaa", make_cert("01"), kNow), TokenUse::kOk);
+  EXPECT_EQ(store->use_token("aaaaaa", make_cert("01"), kNow), TokenUse::kOk);
+  EXPECT_EQ(store->find_token("aaaaaa")->uses, 1);
+  EXPECT_EQ(serials(*store), (std::vector<std::string>{"01"}));
+  EXPECT_EQ(store->use_token("aaaaaa", make_cert("01", kNow + 5), kNow),
+            TokenUse::kDuplicateSerial);
+  EXPECT_EQ(store->find_token("aaaaaa")->uses, 1);
+
+  EXPECT_TRUE(store->insert_certificate(make_cert("02")));
+  EXPECT_TRUE(store->insert_certificate(make_cert("02")));
+  EXPECT_FALSE(store->insert_certificate(make_cert("02", kNow + 5)));
+  // The offline commands count as new only what was not there.
+  EXPECT_EQ(store->record_certificates({make_cert("02"), make_cert("03")}), 1u);
+  EXPECT_EQ(serials(*store), (std::vector<std::string>{"01", "02", "03"}));
+}
+
 TEST(OpenStoreTest, SingleProcessStoresAlwaysLead) {
   EXPECT_TRUE(open_store("memory:")->lead("crl"));
 }

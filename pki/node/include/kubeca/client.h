@@ -30,8 +30,11 @@ class ApiClient {
             const std::string& key_pem = "");
   ~ApiClient();
   HttpResult get(const std::string& path, const std::string& accept = "");
+  // retry: this body was sent before and its answer lost. Sent as `Kubeca-Retry: 1`, as is
+  // every failover to the next replica, so the signer answers a certificate it already
+  // issued for this key and token instead of spending another use.
   HttpResult post(const std::string& path, const nlohmann::json& body,
-                  const std::string& bearer = "");
+                  const std::string& bearer = "", bool retry = false);
   HttpResult del(const std::string& path);
 
  private:

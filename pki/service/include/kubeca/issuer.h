@@ -55,6 +55,7 @@ struct SignRequest {
   std::string csr_pem;
   std::string profile;     // "" when the body names none
   std::string body_error;  // set when the body is not JSON: refused after the token checks
+  bool retry = false;      // Kubeca-Retry: 1, this request's answer may have been lost
 };
 
 struct Issuance {
