@@ -457,7 +457,7 @@ class SqliteStore : public Store {
   class Transaction {
    public:
     Transaction(SqliteStore& store, std::string what) : store_(store), what_(std::move(what)) {
-      store_.exec("BEGIN IMMEDIATE", what_);
+      store_.run("BEGIN IMMEDIATE", what_);
     }
     ~Transaction() {
       // Some errors (SQLITE_FULL, SQLITE_IOERR, ...) already rolled back.
@@ -469,7 +469,7 @@ class SqliteStore : public Store {
     Transaction& operator=(const Transaction&) = delete;
 
     void commit() {
-      store_.exec("COMMIT", what_);
+      store_.run("COMMIT", what_);
       done_ = true;
     }
 
@@ -539,13 +539,14 @@ class SqliteStore : public Store {
       if (batch.size() > 1) what += " (with " + std::to_string(batch.size() - 1) + " more writes)";
       Transaction txn(*this, what);
       for (Pending* p : batch) {
-        exec("SAVEPOINT op", p->what);
+        run("SAVEPOINT op", p->what);
         try {
           p->op();
-          exec("RELEASE op", p->what);
+          run("RELEASE op", p->what);
         } catch (...) {
           p->error = std::current_exception();
-          exec("ROLLBACK TO op; RELEASE op", p->what);
+          run("ROLLBACK TO op", p->what);
+          run("RELEASE op", p->what);
         }
       }
       txn.commit();
@@ -567,6 +568,14 @@ class SqliteStore : public Store {
   // For fixed SQL only (pragmas, BEGIN/COMMIT, migrations); values always go through Stmt.
   void exec(const char* sql, const std::string& what) {
     if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) fail(what);
+  }
+
+  // A fixed statement that returns no rows (BEGIN, COMMIT, SAVEPOINT...), prepared once:
+  // sqlite3_exec would parse it again on every issuance.
+  void run(const char* sql, const std::string& what) {
+    Stmt s = prepare(sql, what);
+    while (s.step()) {
+    }
   }
 
   Stmt prepare(const std::string& sql, std::string what) {
