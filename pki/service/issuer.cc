@@ -171,15 +171,15 @@ struct Issuer::Impl {
     Botan::RandomNumberGenerator& rng = thread_rng();
     const Ca& signer = ca_for(spec.profile);
     for (int attempt = 0; attempt < 4; ++attempt) {
-      const auto cert = signer.issue(spec, key, Clock::now(), random_serial(rng), rng);
-      CertRecord rec = record_of(cert, to_string(spec.profile), requester, node);
+      const IssuedCert cert = signer.issue_der(spec, key, Clock::now(), random_serial(rng), rng);
+      CertRecord rec = record_of(cert, spec, key, to_string(spec.profile), requester, node);
       const TokenUse r = use(rec);
       if (r == TokenUse::kDuplicateSerial) continue;
       if (r != TokenUse::kOk)
         throw ServiceError{401, std::string("token_") + to_string(r), token_message(r)};
       if (options.metrics) options.metrics->certificate_issued(rec);
-      return Issuance{rec.pem,     signer.certificate_pem(),           rec.serial, rec.subject,
-                      rec.profile, cert.not_after().to_std_timepoint()};
+      return Issuance{rec.pem,       signer.certificate_pem(), rec.serial, rec.subject, rec.profile,
+                      cert.not_after};
     }
     throw ServiceError{500, "serial_collision", "could not find a free serial"};
   }
