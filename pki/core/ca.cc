@@ -5,6 +5,7 @@
 #include <botan/der_enc.h>
 #include <botan/hash.h>
 #include <botan/hex.h>
+#include <botan/pem.h>
 #include <botan/pkix_types.h>
 #include <botan/pubkey.h>
 #include <botan/x509_ca.h>
@@ -106,11 +107,13 @@ std::vector<uint8_t> key_id(const Botan::Public_Key& key) {
   return Botan::unlock(sha1->process(key.public_key_bits()));
 }
 
-Botan::X509_Certificate sign(Botan::PK_Signer& signer, const Botan::AlgorithmIdentifier& sig_algo,
-                             const Botan::X509_DN& issuer, const std::vector<uint8_t>& issuer_kid,
-                             const CertSpec& spec, const Botan::Public_Key& subject_key,
-                             TimePoint now, TimePoint cap, const Botan::BigInt& serial,
-                             const std::string& crl_url, Botan::RandomNumberGenerator& rng) {
+// The signed certificate's DER, as Botan's X509_CA::make_cert encodes it, without the parse
+// make_cert does afterwards (a tenth of an ECDSA issuance): the caller knows what it holds.
+IssuedCert sign(Botan::PK_Signer& signer, const Botan::AlgorithmIdentifier& sig_algo,
+                const Botan::X509_DN& issuer, const std::vector<uint8_t>& issuer_kid,
+                const CertSpec& spec, const Botan::Public_Key& subject_key, TimePoint now,
+                TimePoint cap, const Botan::BigInt& serial, const std::string& crl_url,
+                Botan::RandomNumberGenerator& rng) {
   const bool is_ca = profile_is_ca(spec.profile);
   Botan::Extensions ext;
   ext.add(new Botan::Cert_Extension::Basic_Constraints(is_ca, 0), true);
@@ -131,9 +134,37 @@ Botan::X509_Certificate sign(Botan::PK_Signer& signer, const Botan::AlgorithmIde
   TimePoint not_after = now + spec.validity;
   if (not_after > cap) not_after = cap;
 
-  return Botan::X509_CA::make_cert(&signer, rng, serial, sig_algo, subject_key.subject_public_key(),
-                                   Botan::X509_Time(not_before), Botan::X509_Time(not_after),
-                                   issuer, make_dn(spec), ext);
+  IssuedCert out;
+  const Botan::X509_Time from(not_before), until(not_after);
+  const Botan::X509_DN subject = make_dn(spec);
+  const size_t kVersion3 = 2;
+  const Botan::secure_vector<uint8_t> tbs = Botan::DER_Encoder()
+                                                .start_cons(Botan::SEQUENCE)
+                                                .start_explicit(0)
+                                                .encode(kVersion3)
+                                                .end_explicit()
+                                                .encode(serial)
+                                                .encode(sig_algo)
+                                                .encode(issuer)
+                                                .start_cons(Botan::SEQUENCE)
+                                                .encode(from)
+                                                .encode(until)
+                                                .end_cons()
+                                                .encode(subject)
+                                                .raw_bytes(subject_key.subject_public_key())
+                                                .start_explicit(3)
+                                                .start_cons(Botan::SEQUENCE)
+                                                .encode(ext)
+                                                .end_cons()
+                                                .end_explicit()
+                                                .end_cons()
+                                                .get_contents();
+  out.der = Botan::X509_Object::make_signed(&signer, rng, sig_algo, tbs);
+  out.serial = Botan::hex_encode(Botan::BigInt::encode(serial), false);
+  out.subject = dn_text(subject);
+  out.not_before = from.to_std_timepoint();
+  out.not_after = until.to_std_timepoint();
+  return out;
 }
 
 }  // namespace
@@ -152,7 +183,10 @@ struct Ca::Signer {
 };
 
 Ca::Ca(Botan::X509_Certificate cert, std::unique_ptr<Botan::Private_Key> key)
-    : cert_(std::move(cert)), cert_pem_(to_pem(cert_)), key_(std::move(key)) {}
+    : cert_(std::move(cert)),
+      cert_pem_(to_pem(cert_)),
+      ca_not_after_(cert_.not_after().to_std_timepoint()),
+      key_(std::move(key)) {}
 
 Ca::~Ca() = default;
 
@@ -162,9 +196,9 @@ std::unique_ptr<Ca> Ca::create(const CertSpec& spec, std::unique_ptr<Botan::Priv
   Botan::AlgorithmIdentifier sig_algo;
   std::unique_ptr<Botan::PK_Signer> signer(
       Botan::choose_sig_format(*key, rng, signature_hash(*key), sig_algo));
-  auto cert = sign(*signer, sig_algo, dn, {}, spec, *key, now, TimePoint::max(), random_serial(rng),
-                   "", rng);
-  return std::make_unique<Ca>(std::move(cert), std::move(key));
+  const auto issued = sign(*signer, sig_algo, dn, {}, spec, *key, now, TimePoint::max(),
+                           random_serial(rng), "", rng);
+  return std::make_unique<Ca>(Botan::X509_Certificate(issued.der), std::move(key));
 }
 
 std::unique_ptr<Ca> Ca::load(const std::filesystem::path& cert_pem,
@@ -186,6 +220,11 @@ std::unique_ptr<Ca> Ca::load(const std::filesystem::path& cert_pem,
 Botan::X509_Certificate Ca::issue(const CertSpec& spec, const Botan::Public_Key& subject_key,
                                   TimePoint now, const Botan::BigInt& serial,
                                   Botan::RandomNumberGenerator& rng) const {
+  return Botan::X509_Certificate(issue_der(spec, subject_key, now, serial, rng).der);
+}
+
+IssuedCert Ca::issue_der(const CertSpec& spec, const Botan::Public_Key& subject_key, TimePoint now,
+                         const Botan::BigInt& serial, Botan::RandomNumberGenerator& rng) const {
   std::unique_ptr<Signer> s;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -199,7 +238,7 @@ Botan::X509_Certificate Ca::issue(const CertSpec& spec, const Botan::Public_Key&
     s->signer.reset(Botan::choose_sig_format(*key_, *s->rng, signature_hash(*key_), s->algo));
   }
   auto cert = sign(*s->signer, s->algo, cert_.subject_dn(), cert_.subject_key_id(), spec,
-                   subject_key, now, cert_.not_after().to_std_timepoint(), serial, crl_url_, rng);
+                   subject_key, now, ca_not_after_, serial, crl_url_, rng);
   std::lock_guard<std::mutex> lock(mu_);
   signers_.push_back(std::move(s));
   return cert;

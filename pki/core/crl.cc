@@ -14,6 +14,7 @@
 
 #include "kubeca/config.h"
 #include "kubeca/keys.h"
+#include "kubeca/net.h"
 #include "kubeca/pki.h"
 
 namespace kubeca {
@@ -128,6 +129,18 @@ std::string identity_of_record(const CertRecord& r) {
   return out + "\n" + r.node;
 }
 
+namespace {
+
+// A kubelet's name is in its subject: CN=system:node:NAME (modern), CN=NAME (the seed).
+std::string node_of(const std::string& profile, const std::string& node, const std::string& cn) {
+  if (!node.empty() || (profile != "kubelet" && !profile.empty())) return node;
+  const std::string prefix = "system:node:";
+  if (cn.rfind(prefix, 0) == 0) return cn.substr(prefix.size());
+  return profile == "kubelet" ? cn : "";
+}
+
+}  // namespace
+
 CertRecord record_of(const Botan::X509_Certificate& cert, const std::string& profile,
                      const std::string& requester, const std::string& node) {
   CertRecord r;
@@ -142,17 +155,32 @@ CertRecord record_of(const Botan::X509_Certificate& cert, const std::string& pro
   r.requester = requester;
   r.pem = to_pem(cert);
   r.key_hash = key_hash_of(cert.subject_public_key_info());
-  r.node = node;
-  if (r.node.empty() && (profile == "kubelet" || profile.empty())) {
-    // A kubelet's name is in its subject: CN=system:node:NAME (modern), CN=NAME (the seed).
-    const auto cn = cert.subject_info("X520.CommonName");
-    const std::string prefix = "system:node:";
-    if (!cn.empty() && cn.front().rfind(prefix, 0) == 0) {
-      r.node = cn.front().substr(prefix.size());
-    } else if (!cn.empty() && profile == "kubelet") {
-      r.node = cn.front();
-    }
+  const auto cn = cert.subject_info("X520.CommonName");
+  r.node = node_of(profile, node, cn.empty() ? "" : cn.front());
+  r.identity = identity_of_record(r);
+  return r;
+}
+
+CertRecord record_of(const IssuedCert& cert, const CertSpec& spec, const Botan::Public_Key& key,
+                     const std::string& profile, const std::string& requester,
+                     const std::string& node) {
+  CertRecord r;
+  r.serial = cert.serial;
+  r.profile = profile;
+  r.subject = cert.subject;
+  // As Botan 2 reads the names back (what record_of above stores): DNS names, then the IPv4
+  // addresses; it skips IPv6 ones.
+  for (const auto& d : spec.dns_names) r.sans.push_back("DNS:" + d);
+  for (const auto& s : spec.ip_addresses) {
+    const auto ip = parse_ip(s);
+    if (ip && !ip->v6) r.sans.push_back("IP:" + ip->str());
   }
+  r.not_before = unix_seconds(cert.not_before);
+  r.not_after = unix_seconds(cert.not_after);
+  r.requester = requester;
+  r.pem = Botan::PEM_Code::encode(cert.der, "CERTIFICATE");
+  r.key_hash = key_hash_of(key.subject_public_key());
+  r.node = node_of(profile, node, spec.common_name);
   r.identity = identity_of_record(r);
   return r;
 }

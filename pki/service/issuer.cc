@@ -172,15 +172,15 @@ struct Issuer::Impl {
     Botan::RandomNumberGenerator& rng = thread_rng();
     const Ca& signer = ca_for(spec.profile);
     for (int attempt = 0; attempt < 4; ++attempt) {
-      const auto cert = signer.issue(spec, key, Clock::now(), random_serial(rng), rng);
-      CertRecord rec = record_of(cert, to_string(spec.profile), requester, node);
+      const IssuedCert cert = signer.issue_der(spec, key, Clock::now(), random_serial(rng), rng);
+      CertRecord rec = record_of(cert, spec, key, to_string(spec.profile), requester, node);
       const TokenUse r = use(rec);
       if (r == TokenUse::kDuplicateSerial) continue;
       if (r != TokenUse::kOk)
         throw ServiceError{401, std::string("token_") + to_string(r), token_message(r)};
       if (options.metrics) options.metrics->certificate_issued(rec);
-      return Issuance{rec.pem,     signer.certificate_pem(),           rec.serial, rec.subject,
-                      rec.profile, cert.not_after().to_std_timepoint()};
+      return Issuance{rec.pem,       signer.certificate_pem(), rec.serial, rec.subject, rec.profile,
+                      cert.not_after};
     }
     throw ServiceError{500, "serial_collision", "could not find a free serial"};
   }
@@ -214,12 +214,8 @@ struct Issuer::Impl {
   }
 
   // True when any certificate for this key was revoked: the key itself is not trusted.
-  bool key_revoked(const std::string& key_hash) {
-    for (const auto& c : store.certificates_with_key(key_hash)) {
-      if (c.status == "revoked") return true;
-    }
-    return false;
-  }
+  // One indexed lookup: a key reused for many certificates must not cost a read of each.
+  bool key_revoked(const std::string& key_hash) { return store.key_revoked(key_hash); }
 
   Issuance issuance_of(const CertRecord& rec) {
     const auto cert = parse_certificate_pem(rec.pem);
@@ -234,14 +230,9 @@ struct Issuer::Impl {
   // client that lost the answer gets when it asks again with the same key.
   std::optional<CertRecord> issued_before(const std::string& key_hash,
                                           const std::string& requester) {
-    const int64_t now = unix_now();
-    for (const auto& c : store.certificates_with_key(key_hash)) {
-      if (c.requester == requester && c.status == "good" && c.not_after > now &&
-          parse_profile(c.profile)) {
-        return c;
-      }
-    }
-    return std::nullopt;
+    auto c = store.issued_for_key(key_hash, requester, unix_now());
+    if (c && !parse_profile(c->profile)) return std::nullopt;
+    return c;
   }
 
   // The token named by the Authorization header, checked; failures count for the limiter.

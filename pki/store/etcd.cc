@@ -17,6 +17,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <stdexcept>
 #include <tuple>
 
@@ -33,6 +34,7 @@ using json = nlohmann::json;
 constexpr int kRecordVersion = 1;
 constexpr int kMaxConflicts = 64;  // transaction retries before giving up on a hot key
 constexpr int kPage = 500;         // keys per range request when listing
+constexpr int64_t kUntilBase = 999'999'999'999'999'999;  // 19 digits, past any notAfter
 
 std::string b64(const std::string& s) {
   return Botan::base64_encode(reinterpret_cast<const uint8_t*>(s.data()), s.size());
@@ -290,7 +292,7 @@ class EtcdStore : public Store {
       const json r =
           txn({unchanged(kv->key, kv->mod_revision), unchanged(counter, n ? n->mod_revision : 0)},
               {put_op(kv->key, record), put_op(revoked_key(serial), record),
-               put_op(counter, std::to_string(count + 1))});
+               put_op(counter, std::to_string(count + 1)), put_op(revoked_key_mark(c), "")});
       if (r.value("succeeded", false)) return true;
     }
     throw StoreUnavailable("etcd store: revoking " + serial + " kept conflicting");
@@ -311,6 +313,57 @@ class EtcdStore : public Store {
 
   std::vector<CertRecord> certificates_with_key(const std::string& key_hash) override {
     return records(indexed("key/" + key_hash + "/"));
+  }
+
+  // One marker per revoked certificate under idx/revkey/HASH/, so the answer is a range of
+  // at most one key, however many certificates the key has.
+  bool key_revoked(const std::string& key_hash) override {
+    mark_old_revocations();
+    const std::string prefix = cfg_.prefix + "idx/revkey/" + key_hash + "/";
+    const json r = call("/v3/kv/range", {{"key", b64(prefix)},
+                                         {"range_end", b64(prefix_end(prefix))},
+                                         {"limit", 1},
+                                         {"keys_only", true}});
+    return r.contains("kvs") && !r["kvs"].empty();
+  }
+
+  // idx/keyreq/HASH/SHA256(requester)/UNTIL/SERIAL, UNTIL counting down as notAfter goes
+  // up, so etcd's own key order (no sort, which would read the whole range) walks from the
+  // latest notAfter, a page at a time, until a good one or an expired one. Records stored by
+  // a kubeca without this index are found by the key's index, only when this one has none.
+  std::optional<CertRecord> issued_for_key(const std::string& key_hash,
+                                           const std::string& requester, int64_t now) override {
+    const std::string prefix =
+        cfg_.prefix + "idx/keyreq/" + key_hash + "/" + sha256_hex(requester) + "/";
+    const std::string end = prefix_end(prefix);
+    std::string from = prefix;
+    bool any = false;
+    for (;;) {
+      const json r =
+          call("/v3/kv/range",
+               {{"key", b64(from)}, {"range_end", b64(end)}, {"limit", 16}, {"keys_only", true}});
+      if (!r.contains("kvs") || r["kvs"].empty()) break;
+      for (const auto& j : r["kvs"]) {
+        any = true;
+        from = unb64(j.at("key"));
+        const std::string rest = from.substr(prefix.size());  // UNTIL/SERIAL
+        const auto slash = rest.find('/');
+        if (slash == std::string::npos || kUntilBase - std::stoll(rest.substr(0, slash)) <= now) {
+          return std::nullopt;
+        }
+        if (const auto rec = get(cert_key(rest.substr(slash + 1)))) {
+          CertRecord c = cert_of(json::parse(rec->value));
+          if (c.status == "good" && c.requester == requester) return c;
+        }
+      }
+      if (!r.value("more", false)) break;
+      from += std::string(1, '\0');
+    }
+    if (any) return std::nullopt;
+    for (auto& c : records(indexed("key/" + key_hash + "/"))) {
+      if (c.requester == requester && c.status == "good" && c.not_after > now) return c;
+    }
+    return std::nullopt;
   }
 
   std::vector<CertRecord> certificates_of_node(const std::string& node) override {
@@ -497,9 +550,52 @@ class EtcdStore : public Store {
     if (!c.identity.empty()) {
       ops.push_back(put_op(idx + "ident/" + sha256_hex(c.identity) + "/" + c.serial, ""));
     }
-    if (!c.key_hash.empty()) ops.push_back(put_op(idx + "key/" + c.key_hash + "/" + c.serial, ""));
+    if (!c.key_hash.empty()) {
+      ops.push_back(put_op(idx + "key/" + c.key_hash + "/" + c.serial, ""));
+      ops.push_back(put_op(key_requester_key(c), ""));
+      if (c.status == "revoked") ops.push_back(put_op(revoked_key_mark(c), ""));
+    }
     if (!c.node.empty()) ops.push_back(put_op(idx + "node/" + c.node + "/" + c.serial, ""));
     return ops;
+  }
+
+  // Under idx/keyreq/: kUntilBase - notAfter as 19 digits, so the latest sorts first.
+  std::string key_requester_key(const CertRecord& c) const {
+    std::string until =
+        std::to_string(kUntilBase - std::clamp<int64_t>(c.not_after, 0, kUntilBase));
+    until.insert(0, 19 - until.size(), '0');
+    return cfg_.prefix + "idx/keyreq/" + c.key_hash + "/" + sha256_hex(c.requester) + "/" + until +
+           "/" + c.serial;
+  }
+  std::string revoked_key_mark(const CertRecord& c) const {
+    return cfg_.prefix + "idx/revkey/" + c.key_hash + "/" + c.serial;
+  }
+
+  // Revocations made by a kubeca that wrote no idx/revkey/ markers get theirs, once per
+  // process, before the first answer: a barred key stays barred. Reads revoked/ (what a CRL
+  // lists) and writes only the markers missing.
+  void mark_old_revocations() {
+    if (revkeys_checked_.load()) return;
+    std::lock_guard<std::mutex> lock(revkey_mu_);
+    if (revkeys_checked_.load()) return;
+    std::set<std::string> have;
+    for (const auto& kv : range_prefix(cfg_.prefix + "idx/revkey/")) have.insert(kv.key);
+    std::vector<json> ops;
+    auto flush = [&] {
+      if (!ops.empty()) txn({}, ops);
+      ops.clear();
+    };
+    for (const auto& kv : range_prefix(cfg_.prefix + "revoked/")) {
+      CertRecord c = cert_of(json::parse(kv.value));
+      if (c.key_hash.empty()) {  // revoked before its key was filled in: the record has it
+        if (const auto rec = get(cert_key(c.serial))) c = cert_of(json::parse(rec->value));
+      }
+      if (c.key_hash.empty() || have.count(revoked_key_mark(c))) continue;
+      ops.push_back(put_op(revoked_key_mark(c), ""));
+      if (ops.size() == 100) flush();  // etcd's default limit is 128 operations a transaction
+    }
+    flush();
+    revkeys_checked_ = true;
   }
 
   // The records an index prefix (under idx/) names, with each record's create revision
@@ -669,6 +765,8 @@ class EtcdStore : public Store {
   std::mutex mu_;
   std::map<size_t, std::vector<std::unique_ptr<httplib::Client>>> idle_;
   std::map<std::string, Kv> recent_;  // guarded by mu_
+  std::mutex revkey_mu_;
+  std::atomic<bool> revkeys_checked_{false};  // mark_old_revocations has run
 };
 
 }  // namespace

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <set>
 #include <tuple>
 
 #include "kubeca/config.h"
@@ -24,7 +25,7 @@ class MemoryStore : public Store {
   size_t record_certificates(const std::vector<CertRecord>& certs) override {
     std::lock_guard<std::mutex> lock(mu_);
     size_t added = 0;
-    for (const auto& c : certs) added += certs_.emplace(c.serial, c).second ? 1 : 0;
+    for (const auto& c : certs) added += insert_locked(c) ? 1 : 0;
     return added;
   }
 
@@ -55,6 +56,7 @@ class MemoryStore : public Store {
       c.revoked_at = now;
       c.reason = reason;
       ++revocations_;
+      if (!c.key_hash.empty()) revoked_keys_.insert(c.key_hash);
     }
     return true;
   }
@@ -77,6 +79,24 @@ class MemoryStore : public Store {
     return select([&](const CertRecord& c) { return c.key_hash == key_hash; });
   }
 
+  bool key_revoked(const std::string& key_hash) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return revoked_keys_.count(key_hash) != 0;
+  }
+
+  std::optional<CertRecord> issued_for_key(const std::string& key_hash,
+                                           const std::string& requester, int64_t now) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = by_key_.find({key_hash, requester});
+    if (it == by_key_.end()) return std::nullopt;
+    // Latest notAfter first; revoked ones are rare, expired ones end the walk.
+    for (auto e = it->second.rbegin(); e != it->second.rend() && e->first > now; ++e) {
+      const CertRecord& c = certs_.at(e->second);
+      if (c.status == "good") return c;
+    }
+    return std::nullopt;
+  }
+
   std::vector<CertRecord> certificates_of_node(const std::string& node) override {
     return select([&](const CertRecord& c) { return c.node == node; });
   }
@@ -89,6 +109,7 @@ class MemoryStore : public Store {
     it->second.key_hash = key_hash;
     it->second.node = node;
     it->second.identity = identity;
+    index_locked(it->second);
     return true;
   }
 
@@ -162,7 +183,14 @@ class MemoryStore : public Store {
   bool insert_locked(const CertRecord& cert) {
     if (!certs_.emplace(cert.serial, cert).second) return false;
     order_[cert.serial] = ++inserted_;
+    index_locked(cert);
     return true;
+  }
+
+  void index_locked(const CertRecord& c) {
+    if (c.key_hash.empty()) return;
+    by_key_[{c.key_hash, c.requester}].emplace(c.not_after, c.serial);
+    if (c.status == "revoked") revoked_keys_.insert(c.key_hash);
   }
 
   template <class Pred>
@@ -183,6 +211,9 @@ class MemoryStore : public Store {
   std::map<std::string, CertRecord> certs_;
   std::map<std::string, uint64_t> order_;  // serial -> insertion number
   uint64_t inserted_ = 0;
+  // (key hash, requester) -> (not_after, serial): issued_for_key without a scan.
+  std::map<std::pair<std::string, std::string>, std::multimap<int64_t, std::string>> by_key_;
+  std::set<std::string> revoked_keys_;  // key hashes with a revoked certificate
   std::map<std::string, TokenRecord> tokens_;
   int64_t revocations_ = 0;
   int64_t crl_number_ = 0;

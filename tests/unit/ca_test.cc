@@ -9,6 +9,8 @@
 #include <botan/certstor.h>
 #include <botan/hash.h>
 #include <botan/hex.h>
+#include <botan/pubkey.h>
+#include <botan/x509_ca.h>
 #include <botan/x509_key.h>
 #include <botan/x509path.h>
 #include <gtest/gtest.h>
@@ -22,6 +24,7 @@
 #include <thread>
 
 #include "kubeca/config.h"
+#include "kubeca/crl.h"
 #include "kubeca/keys.h"
 #include "kubeca/profile.h"
 #include "test_support.h"
@@ -411,6 +414,45 @@ TEST(IdentityOf, ReadsBackTheSpecWithIpv6Sans) {
   EXPECT_EQ(Sorted(back.ip_addresses), Sorted({"127.0.0.1", "::1", "192.168.24.11"}));
   EXPECT_TRUE(back.server_auth);
   EXPECT_TRUE(back.client_auth);
+}
+
+// The service's path signs the TBSCertificate itself (no parse back): the same bytes
+// X509_CA::make_cert makes from the same fields (Ed25519 signs deterministically), and the
+// record made from what it knows is the record read back from the certificate.
+TEST(Issue, IssueDerIsMakeCertsCertificateAndRecord) {
+  Botan::AutoSeeded_RNG rng;
+  const Config config = SeedConfig(Flavor::kModern);
+  auto ca = Ca::create(make_spec(config, Profile::kCa), CopyKey(Key(KeyAlgorithm::kEd25519, 0)),
+                       kNow, rng);
+  ca->set_crl_url("https://10.0.0.1:8443/v1/crl");
+  for (const Profile p : {Profile::kKubelet, Profile::kApiserver, Profile::kAdmin}) {
+    const CertSpec spec = make_spec(config, p, Identity{"coreos2", {"192.168.24.12"}, {}});
+    const auto& key = Key(KeyAlgorithm::kEcdsaP256, 10);
+    const Botan::BigInt serial = random_serial(rng);
+    const IssuedCert out = ca->issue_der(spec, key, kNow, serial, rng);
+    const Botan::X509_Certificate cert(out.der);
+    Botan::AlgorithmIdentifier algo;
+    std::unique_ptr<Botan::PK_Signer> signer(
+        Botan::choose_sig_format(ca->key(), rng, signature_hash(ca->key()), algo));
+    const auto reference = Botan::X509_CA::make_cert(
+        signer.get(), rng, serial, algo, key.subject_public_key(), cert.not_before(),
+        cert.not_after(), ca->certificate().subject_dn(), cert.subject_dn(), cert.v3_extensions());
+    EXPECT_EQ(reference.BER_encode(), out.der) << to_string(p);
+    EXPECT_EQ(out.serial, serial_hex(cert));
+    EXPECT_EQ(out.subject, dn_text(cert.subject_dn()));
+    EXPECT_EQ(out.not_after, cert.not_after().to_std_timepoint());
+    const CertRecord fast = record_of(out, spec, key, to_string(p), "token:abc123", "coreos2");
+    const CertRecord read = record_of(cert, to_string(p), "token:abc123", "coreos2");
+    EXPECT_EQ(fast.serial, read.serial);
+    EXPECT_EQ(fast.subject, read.subject);
+    EXPECT_EQ(fast.sans, read.sans) << to_string(p);
+    EXPECT_EQ(fast.not_before, read.not_before);
+    EXPECT_EQ(fast.not_after, read.not_after);
+    EXPECT_EQ(fast.pem, read.pem);
+    EXPECT_EQ(fast.key_hash, read.key_hash);
+    EXPECT_EQ(fast.node, read.node);
+    EXPECT_EQ(fast.identity, read.identity);
+  }
 }
 
 TEST(Issue, CrlDistributionPointWhenConfigured) {

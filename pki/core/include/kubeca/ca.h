@@ -22,6 +22,15 @@ using TimePoint = std::chrono::system_clock::time_point;
 // A positive 128-bit serial with the top bit set, so every serial has the same length.
 Botan::BigInt random_serial(Botan::RandomNumberGenerator& rng);
 
+// A certificate as Ca::issue_der signed it, with what a record needs, known without
+// parsing it again.
+struct IssuedCert {
+  std::vector<uint8_t> der;
+  std::string serial;   // lower-case hex, as serial_hex gives it
+  std::string subject;  // dn_text of the subject
+  TimePoint not_before, not_after;
+};
+
 class Ca {
  public:
   Ca(Botan::X509_Certificate cert, std::unique_ptr<Botan::Private_Key> key);
@@ -39,6 +48,9 @@ class Ca {
   Botan::X509_Certificate issue(const CertSpec& spec, const Botan::Public_Key& subject_key,
                                 TimePoint now, const Botan::BigInt& serial,
                                 Botan::RandomNumberGenerator& rng) const;
+  // The same certificate, as DER (the service's path: nothing parsed back).
+  IssuedCert issue_der(const CertSpec& spec, const Botan::Public_Key& subject_key, TimePoint now,
+                       const Botan::BigInt& serial, Botan::RandomNumberGenerator& rng) const;
 
   const Botan::X509_Certificate& certificate() const { return cert_; }
   const Botan::Private_Key& key() const { return *key_; }
@@ -54,6 +66,7 @@ class Ca {
  private:
   Botan::X509_Certificate cert_;
   std::string cert_pem_;  // served with every certificate
+  TimePoint ca_not_after_;
   std::unique_ptr<Botan::Private_Key> key_;
   std::string crl_url_;
   // Botan's PK_Signer is not thread-safe, and making one costs about 1 ms for an RSA-2048

@@ -40,6 +40,11 @@ std::string identity_of_record(const CertRecord& r);
 // kubelet's name from its subject) and identity.
 CertRecord record_of(const Botan::X509_Certificate& cert, const std::string& profile,
                      const std::string& requester, const std::string& node = "");
+// The same record for a certificate Ca::issue_der just made from `spec` for `key`, without
+// parsing it (tests/unit/ca_test.cc checks that both give the same record).
+CertRecord record_of(const IssuedCert& cert, const CertSpec& spec, const Botan::Public_Key& key,
+                     const std::string& profile, const std::string& requester,
+                     const std::string& node = "");
 
 // Revokes a certificate of `ca` named by serial (hex, colons allowed) or given as PEM; one
 // the store never recorded (issued by `kubeca init`) is recorded first. Returns the

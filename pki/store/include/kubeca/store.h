@@ -78,6 +78,13 @@ class Store {
   virtual std::optional<CertRecord> newest_of_identity(const std::string& identity) = 0;
   // Every certificate for the public key with this hash.
   virtual std::vector<CertRecord> certificates_with_key(const std::string& key_hash) = 0;
+  // True when any certificate for this key was revoked (the key is barred). Answered from
+  // an index, without reading the key's other certificates: a key may have thousands.
+  virtual bool key_revoked(const std::string& key_hash) = 0;
+  // A good certificate for this key issued to `requester`, unexpired at `now` (the one that
+  // expires last), or none: what a client that lost its answer gets again. Indexed, too.
+  virtual std::optional<CertRecord> issued_for_key(const std::string& key_hash,
+                                                   const std::string& requester, int64_t now) = 0;
   virtual std::vector<CertRecord> certificates_of_node(const std::string& node) = 0;
   // Fills key_hash, node and identity of a record stored without them (before schema 2);
   // false when the serial is unknown or the record has them already.
