@@ -7,6 +7,7 @@
 #include <functional>
 #include <mutex>
 #include <set>
+#include <tuple>
 #include <utility>
 
 #include "kubeca/profile.h"
@@ -67,6 +68,10 @@ struct Metrics::Impl {
   std::vector<uint64_t> issued;          // by profile
   std::vector<std::set<LiveCert>> live;  // by profile, soonest first
   int64_t ca_not_after = 0;
+  bool leader = false;
+  // While count_store reads the store: the hooks' changes, replayed on the new count.
+  bool counting = false;
+  std::vector<std::tuple<bool, size_t, LiveCert>> during;  // (issued, profile, cert)
   // Guards the two below and orders hooks after a reload; taken before `mu`, never inside.
   std::mutex follow_mu;
   Store* store = nullptr;             // followed for changes made by other processes
@@ -155,6 +160,43 @@ void Metrics::follow_store(Store& store, int64_t now) {
   impl_->store_version = version;
 }
 
+void Metrics::count_store(Store& store, int64_t now) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->counting = true;
+    impl_->during.clear();
+  }
+  std::vector<CertRecord> certs;
+  try {
+    certs = store.list_certificates();
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->counting = false;
+    throw;
+  }
+  std::vector<std::set<LiveCert>> live(profile_labels().size());
+  for (const auto& c : certs) {
+    const size_t p = profile_index(c.profile);
+    if (p != 0 && c.status == "good" && c.not_after > now) live[p].insert(live_key(c));
+  }
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  for (const auto& [issued, p, key] : impl_->during) {
+    if (issued) {
+      live[p].insert(key);
+    } else {
+      live[p].erase(key);
+    }
+  }
+  impl_->live = std::move(live);
+  impl_->counting = false;
+  impl_->during.clear();
+}
+
+void Metrics::set_leader(bool leading) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->leader = leading;
+}
+
 void Metrics::certificate_issued(const CertRecord& cert) {
   const size_t p = profile_index(cert.profile);
   if (p == 0) return;
@@ -163,6 +205,7 @@ void Metrics::certificate_issued(const CertRecord& cert) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   ++impl_->issued[p];
   impl_->live[p].insert(live_key(cert));
+  if (impl_->counting) impl_->during.emplace_back(true, p, live_key(cert));
 }
 
 void Metrics::certificate_revoked(const CertRecord& cert) {
@@ -171,6 +214,7 @@ void Metrics::certificate_revoked(const CertRecord& cert) {
   std::lock_guard<std::mutex> follow(impl_->follow_mu);
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->live[p].erase(live_key(cert));
+  if (impl_->counting) impl_->during.emplace_back(false, p, live_key(cert));
 }
 
 void Metrics::set_ca_not_after(int64_t unix_seconds) {
@@ -237,6 +281,12 @@ std::string Metrics::render(int64_t now) {
     out += "kubeca_certificates_issued_total{profile=\"" + profile[p] + "\"} " +
            std::to_string(m.issued[p]) + "\n";
   }
+  out +=
+      "# HELP kubeca_periodic_leader 1 on the replica doing the periodic work (CRL, certificate "
+      "gauges): its kubeca_certificates_live and soonest expiry count the whole store; another "
+      "replica's count what it loaded at start and has issued or revoked since.\n";
+  out += "# TYPE kubeca_periodic_leader gauge\n";
+  out += std::string("kubeca_periodic_leader ") + (m.leader ? "1" : "0") + "\n";
   out += "# HELP kubeca_ca_expiry_seconds Seconds until the CA certificate expires.\n";
   out += "# TYPE kubeca_ca_expiry_seconds gauge\n";
   out += "kubeca_ca_expiry_seconds " + std::to_string(m.ca_not_after - now) + "\n";

@@ -15,6 +15,7 @@
 #include "http_transport.h"
 #include "kubeca/issuer.h"
 #include "kubeca/metrics.h"
+#include "kubeca/periodic.h"
 #include "kubeca/pki.h"
 #include "kubeca/token.h"
 
@@ -83,11 +84,14 @@ struct SigningServer::Impl {
   std::unique_ptr<Store> store;
   ServeOptions options;
   std::unique_ptr<Issuer> issuer;
-  std::vector<std::string> signer_names;  // the listen address, unless a wildcard
+  std::vector<std::string> signer_names;   // the listen address, unless a wildcard
   std::string signer_cert_pem, signer_key_pem;
   std::unique_ptr<http::Transport> http;
   std::map<std::pair<std::string, std::string>, Handler> handlers;  // (method, path)
   Metrics metrics;
+  // CRL and gauges, on the replica that leads; after `metrics` and `issuer`, which it uses,
+  // so it is destroyed (and its thread joined) before them.
+  std::unique_ptr<PeriodicWork> periodic;
   std::atomic<bool> ready{false};
   std::thread renewer;
   std::mutex renew_mu;
@@ -375,6 +379,10 @@ SigningServer::SigningServer(const Config& config, const std::filesystem::path& 
   io.audit_log = options.audit_log;
   io.metrics = &m.metrics;
   m.issuer = std::make_unique<Issuer>(config, pki_dir, *m.store, io);
+  PeriodicOptions po;
+  po.period = options.periodic_every;
+  po.count_every = options.count_every;
+  m.periodic = std::make_unique<PeriodicWork>(*m.issuer, *m.store, &m.metrics, po);
   static const std::set<std::string> kWildcards = {"", "0.0.0.0", "::", "[::]"};
   if (!kWildcards.count(options.host)) m.signer_names.push_back(options.host);
   std::tie(m.signer_cert_pem, m.signer_key_pem) = m.issuer->signer_credentials(m.signer_names);
@@ -405,6 +413,12 @@ int SigningServer::start() {
   m.http = std::make_unique<http::Transport>(t, m.routes());
   m.http->set_credentials(m.signer_cert_pem, m.signer_key_pem);
   const int port = m.http->listen();
+  try {
+    m.periodic->round();  // before the first request: the leader's CRL is made already
+  } catch (const std::exception& e) {
+    std::cerr << "kubeca: periodic work: " << e.what() << "\n";
+  }
+  m.periodic->start();
   m.ready = true;
   m.http->start();
   m.renewer = std::thread([&m] { m.renew_signer(); });
@@ -418,6 +432,7 @@ void SigningServer::stop() {
     m.stopping = true;
   }
   m.renew_cv.notify_all();
+  if (m.periodic) m.periodic->stop();
   if (m.http) m.http->stop();
 }
 

@@ -31,6 +31,11 @@ class Metrics {
   // Loads `store` now, and again on render when another process (the CLI) has written to it
   // since: the hooks only see what this process does. `store` outlives this object.
   void follow_store(Store& store, int64_t now);
+  // The whole store's certificates, counted again (the periodic work's leader does it). The
+  // store is read without blocking the hooks; what they report meanwhile is applied after.
+  void count_store(Store& store, int64_t now);
+  // Whether this replica does the periodic work: its gauges are the ones to trust.
+  void set_leader(bool leading);
   void certificate_issued(const CertRecord& cert);   // counts it and adds it to the live ones
   void certificate_revoked(const CertRecord& cert);  // idempotent
   void set_ca_not_after(int64_t unix_seconds);
