@@ -84,7 +84,7 @@ struct SigningServer::Impl {
   std::unique_ptr<Store> store;
   ServeOptions options;
   std::unique_ptr<Issuer> issuer;
-  std::vector<std::string> signer_names;   // the listen address, unless a wildcard
+  std::vector<std::string> signer_names;  // the listen address, unless a wildcard
   std::string signer_cert_pem, signer_key_pem;
   std::unique_ptr<http::Transport> http;
   std::map<std::pair<std::string, std::string>, Handler> handlers;  // (method, path)
