@@ -5,7 +5,8 @@
 --   TOKENS_FILE  bootstrap tokens, one per line
 -- done() prints one machine-readable RESULT line that run.sh parses.
 local bodies = {}
-for line in io.lines(assert(os.getenv("BODIES_FILE"), "BODIES_FILE is not set")) do
+local bodies_file = assert(os.getenv("BODIES_FILE"), "BODIES_FILE is not set")
+for line in io.lines(bodies_file) do
   bodies[#bodies + 1] = line
 end
 local tokens = {}
