@@ -32,13 +32,16 @@ int revoke_node(AdminTarget& t, const po::variables_map& vm, const std::string& 
     serials = out["revoked"].get<std::vector<std::string>>();
   } else {
     if (!vm.count("pki")) throw UsageError("--store needs --pki (the CA that issued it)");
-    load_ca(vm["pki"].as<std::string>(), Profile::kCa, Flavor::kModern);  // the right folder
+    const auto ca = load_ca(vm["pki"].as<std::string>(), Profile::kCa, Flavor::kModern);
+    t.store->bind_ca(ca_pin(ca->certificate()));  // the store's CA signs the CRL below
     for (const auto& r : kubeca::revoke_node(*t.store, node, reason, unix_now())) {
       serials.push_back(r.serial);
     }
     if (serials.empty()) {
       throw std::runtime_error("no unexpired certificate of node " + node + " in the store");
     }
+    // The service's replicas serve the published CRL: this one lists the revocations now.
+    make_and_publish_crl(*ca, *t.store, std::chrono::system_clock::now());
   }
   print_revoked(serials, reason_name, output_format(vm));
   return 0;
@@ -106,6 +109,7 @@ int cmd_revoke(const std::vector<std::string>& args) {
         vm.count("cert") ? body["certificate"].get<std::string>() : "", *reason, unix_now());
     if (!rec) throw std::runtime_error("no certificate with that serial in the store");
     serial = rec->serial;
+    make_and_publish_crl(*ca, *t.store, std::chrono::system_clock::now());
   }
   print_revoked({serial}, reason_name, format);
   return 0;
@@ -140,7 +144,8 @@ int cmd_crl(const std::vector<std::string>& args) {
     if (!vm.count("pki")) throw UsageError("--store needs --pki (the CA that signs the CRL)");
     const auto ca = load_ca(vm["pki"].as<std::string>(), Profile::kCa, Flavor::kModern);
     t.store->bind_ca(ca_pin(ca->certificate()));
-    const Crl crl = make_crl(*ca, *t.store, std::chrono::system_clock::now());
+    // Published too: the service never serves a lower number than one handed out.
+    const Crl crl = make_and_publish_crl(*ca, *t.store, std::chrono::system_clock::now());
     data = pem ? crl.pem() : std::string(crl.der.begin(), crl.der.end());
   }
   const bool wrote = write_output("--out", out, data, 0644, vm.count("force"));

@@ -1,11 +1,14 @@
--- wrk script for bench/ha/run.sh: POSTs one pre-made signing request, each request with the
--- next token of TOKENS_FILE (one per line, round robin), as many nodes joining would.
---   BODY_FILE    the JSON body ({"csr", "profile"})
+-- wrk script for bench/ha/run.sh: POSTs pre-made signing requests, each request with the
+-- next body of BODIES_FILE and the next token of TOKENS_FILE (one per line, round robin), as
+-- many nodes joining would, each with a key of its own.
+--   BODIES_FILE  JSON bodies ({"csr", "profile"}), one per line, each CSR with its own key
 --   TOKENS_FILE  bootstrap tokens, one per line
 -- done() prints one machine-readable RESULT line that run.sh parses.
-local f = assert(io.open(assert(os.getenv("BODY_FILE"), "BODY_FILE is not set"), "rb"))
-local body = f:read("*a")
-f:close()
+local bodies = {}
+local bodies_file = assert(os.getenv("BODIES_FILE"), "BODIES_FILE is not set")
+for line in io.lines(bodies_file) do
+  bodies[#bodies + 1] = line
+end
 local tokens = {}
 local tokens_file = assert(os.getenv("TOKENS_FILE"), "TOKENS_FILE is not set")
 for line in io.lines(tokens_file) do
@@ -19,7 +22,7 @@ request = function()
     ["Content-Type"] = "application/json",
     ["Authorization"] = "Bearer " .. tokens[(n % #tokens) + 1],
   }
-  return wrk.format("POST", "/v1/sign", headers, body)
+  return wrk.format("POST", "/v1/sign", headers, bodies[(n % #bodies) + 1])
 end
 
 function done(summary, latency, requests)

@@ -116,6 +116,22 @@ Crl make_crl(const Ca& ca, Store& store, TimePoint now, std::chrono::seconds lif
   return out;
 }
 
+PublishedCrl published_of(const Crl& crl) {
+  PublishedCrl p;
+  p.number = crl.number;
+  p.revocations = crl.revocations;
+  p.this_update = unix_seconds(crl.this_update);
+  p.next_update = unix_seconds(crl.next_update);
+  p.der.assign(crl.der.begin(), crl.der.end());
+  return p;
+}
+
+Crl make_and_publish_crl(const Ca& ca, Store& store, TimePoint now, std::chrono::seconds lifetime) {
+  Crl out = make_crl(ca, store, now, lifetime);
+  store.publish_crl(published_of(out));
+  return out;
+}
+
 std::string key_hash_of(const std::vector<uint8_t>& spki) {
   auto sha = Botan::HashFunction::create_or_throw("SHA-256");
   return Botan::hex_encode(sha->process(spki), false);

@@ -403,18 +403,56 @@ struct Issuer::Impl {
     }
   }
 
-  // The CRL, made again when the store's revocation count moved (the CLI may revoke too)
-  // or half its life has passed, so it is never served past its nextUpdate. A request
-  // costs one read of that counter.
+  // The CRL every replica serves is the one published in the store (Store::publish_crl):
+  // a request reads its number and fetches it only when that moved. A request makes one
+  // only when none is published, or the published one is past three quarters of its life
+  // (no leader refreshed it), so a CRL is never served past its nextUpdate.
   Crl current_crl() {
+    const int64_t published = store.published_crl_number();
+    const auto now = Clock::now();
+    std::lock_guard<std::mutex> lock(crl_mu);
+    if (published > crl.number) adopt_published();
+    if (crl.der.empty() || now - crl.this_update >= (crl.next_update - crl.this_update) * 3 / 4) {
+      publish_new(now);
+    }
+    return crl;
+  }
+
+  // The leader's round (and a revocation's): a new CRL when `force`, when none is published,
+  // when the revocation count moved (a CLI revocation that did not publish), when half its
+  // life has passed, or when its life is not this service's.
+  void refresh_crl(bool force) {
     const int64_t revocations = store.revocation_count();
     const auto now = Clock::now();
     std::lock_guard<std::mutex> lock(crl_mu);
-    if (crl.der.empty() || revocations != crl.revocations ||
-        now - crl.this_update >= (crl.next_update - crl.this_update) / 2) {
-      crl = make_crl(*ca, store, now, options.crl_lifetime);
+    adopt_published();
+    const auto life = crl.next_update - crl.this_update;
+    if (force || crl.der.empty() || revocations != crl.revocations ||
+        now - crl.this_update >= life / 2 || life != options.crl_lifetime) {
+      publish_new(now);
     }
-    return crl;
+  }
+
+  // Under crl_mu. The published CRL when it is newer than the one held.
+  void adopt_published() {
+    const auto p = store.published_crl();
+    if (!p || p->number <= crl.number) return;
+    crl.der.assign(p->der.begin(), p->der.end());
+    crl.number = p->number;
+    crl.revocations = p->revocations;
+    crl.this_update = Clock::from_time_t(p->this_update);
+    crl.next_update = Clock::from_time_t(p->next_update);
+  }
+
+  // Under crl_mu. Makes the next CRL (its number from the store's counter) and publishes
+  // it; when another replica published a higher one meanwhile, that one is served instead.
+  void publish_new(TimePoint now) {
+    Crl made = make_crl(*ca, store, now, options.crl_lifetime);
+    if (store.publish_crl(published_of(made))) {
+      crl = std::move(made);
+    } else {
+      adopt_published();
+    }
   }
 };
 
@@ -582,7 +620,7 @@ CertRecord Issuer::revoke(const Caller& caller, const RevokeRequest& request) {
     throw ServiceError{404, "not_found", "no certificate with that serial in the store"};
   }
   if (impl_->options.metrics) impl_->options.metrics->certificate_revoked(*rec);
-  impl_->current_crl();
+  impl_->refresh_crl(true);
   impl_->audit(caller, "revoke", "", "", "", rec->serial, "revoked",
                revocation_reason_name(rec->reason));
   return *rec;
@@ -600,7 +638,7 @@ std::vector<CertRecord> Issuer::revoke_node(const Caller& caller, const std::str
   if (revoked.empty()) {
     throw ServiceError{404, "not_found", "no unexpired certificate of node " + node};
   }
-  impl_->current_crl();
+  impl_->refresh_crl(true);
   for (const auto& rec : revoked) {
     impl_->audit(caller, "revoke", "", rec.profile, rec.subject, rec.serial, "revoked",
                  revocation_reason_name(rec.reason));
@@ -609,6 +647,8 @@ std::vector<CertRecord> Issuer::revoke_node(const Caller& caller, const std::str
 }
 
 Crl Issuer::current_crl() { return impl_->current_crl(); }
+
+void Issuer::refresh_crl(bool force) { impl_->refresh_crl(force); }
 
 int Issuer::blocked(const std::string& remote, const std::string& token_id) {
   return impl_->limiter.wait(remote, token_id);

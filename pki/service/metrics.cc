@@ -7,6 +7,7 @@
 #include <functional>
 #include <mutex>
 #include <set>
+#include <tuple>
 #include <utility>
 
 #include "kubeca/profile.h"
@@ -67,6 +68,7 @@ struct Metrics::Impl {
   std::vector<uint64_t> issued;          // by profile
   std::vector<std::set<LiveCert>> live;  // by profile, soonest first
   int64_t ca_not_after = 0;
+  bool leader = false;
   // While a reload reads the store, the hooks' changes are also kept here (true: issued),
   // to be applied again over what it read: the reload holds no lock a request waits for.
   bool loading = false;
@@ -204,6 +206,17 @@ void Metrics::refresh(int64_t now) {
   }
 }
 
+void Metrics::count_store(Store& store, int64_t now) {
+  std::lock_guard<std::mutex> follow(impl_->follow_mu);
+  impl_->store = &store;
+  reload_locked(now);
+}
+
+void Metrics::set_leader(bool leading) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->leader = leading;
+}
+
 void Metrics::certificate_issued(const CertRecord& cert) {
   const size_t p = profile_index(cert.profile);
   if (p == 0) return;
@@ -274,6 +287,12 @@ std::string Metrics::render(int64_t now) {
     out += "kubeca_certificates_issued_total{profile=\"" + profile[p] + "\"} " +
            std::to_string(m.issued[p]) + "\n";
   }
+  out +=
+      "# HELP kubeca_periodic_leader 1 on the replica doing the periodic work (CRL, certificate "
+      "gauges): its kubeca_certificates_live and soonest expiry count the whole store; another "
+      "replica's count what it loaded at start and has issued or revoked since.\n";
+  out += "# TYPE kubeca_periodic_leader gauge\n";
+  out += std::string("kubeca_periodic_leader ") + (m.leader ? "1" : "0") + "\n";
   out += "# HELP kubeca_ca_expiry_seconds Seconds until the CA certificate expires.\n";
   out += "# TYPE kubeca_ca_expiry_seconds gauge\n";
   out += "kubeca_ca_expiry_seconds " + std::to_string(m.ca_not_after - now) + "\n";

@@ -15,6 +15,7 @@
 #include "http_transport.h"
 #include "kubeca/issuer.h"
 #include "kubeca/metrics.h"
+#include "kubeca/periodic.h"
 #include "kubeca/pki.h"
 #include "kubeca/token.h"
 
@@ -89,6 +90,9 @@ struct SigningServer::Impl {
   std::unique_ptr<http::Transport> http;
   std::map<std::pair<std::string, std::string>, Handler> handlers;  // (method, path)
   Metrics metrics;
+  // CRL and gauges, on the replica that leads; after `metrics` and `issuer`, which it uses,
+  // so it is destroyed (and its thread joined) before them.
+  std::unique_ptr<PeriodicWork> periodic;
   std::atomic<bool> ready{false};
   std::thread renewer;
   std::thread warmer;  // reads the store's live certificates for /metrics after the start
@@ -408,6 +412,10 @@ SigningServer::SigningServer(const Config& config, const std::filesystem::path& 
   io.audit_log = options.audit_log;
   io.metrics = &m.metrics;
   m.issuer = std::make_unique<Issuer>(config, pki_dir, *m.store, io);
+  PeriodicOptions po;
+  po.period = options.periodic_every;
+  po.count_every = options.count_every;
+  m.periodic = std::make_unique<PeriodicWork>(*m.issuer, *m.store, &m.metrics, po);
   static const std::set<std::string> kWildcards = {"", "0.0.0.0", "::", "[::]"};
   if (!kWildcards.count(options.host)) m.signer_names.push_back(options.host);
   std::tie(m.signer_cert_pem, m.signer_key_pem) = m.issuer->signer_credentials(m.signer_names);
@@ -438,6 +446,12 @@ int SigningServer::start() {
   m.http = std::make_unique<http::Transport>(t, m.routes());
   m.http->set_credentials(m.signer_cert_pem, m.signer_key_pem);
   const int port = m.http->listen();
+  try {
+    m.periodic->round();  // before the first request: the leader's CRL is made already
+  } catch (const std::exception& e) {
+    std::cerr << "kubeca: periodic work: " << e.what() << "\n";
+  }
+  m.periodic->start();
   m.ready = true;
   m.http->start();
   m.renewer = std::thread([&m] { m.renew_signer(); });
@@ -452,6 +466,7 @@ void SigningServer::stop() {
     m.stopping = true;
   }
   m.renew_cv.notify_all();
+  if (m.periodic) m.periodic->stop();
   if (m.http) m.http->stop();
 }
 

@@ -21,9 +21,11 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "etcd_batch.h"
 #include "kubeca/config.h"
 #include "kubeca/net.h"
 #include "kubeca/store.h"
+#include "store_internal.h"
 
 namespace kubeca {
 
@@ -172,6 +174,7 @@ struct EtcdUrl {
   std::string prefix = "/kubeca/";
   std::string ca, cert, key;  // TLS files (https endpoints)
   int lease_ttl = 10;         // seconds a dead replica keeps its periodic tasks
+  int batch = 16;             // writes per shared transaction; 1: each write alone
 };
 
 // etcd://H:P[,H:P...][?ca=F&cert=F&key=F&prefix=P]  TLS with client certificates
@@ -214,9 +217,15 @@ EtcdUrl parse_etcd_url(const std::string& url) {
       if (out.lease_ttl < 2 || out.lease_ttl > 300) {
         throw std::runtime_error("store URL " + url + ": lease must be 2 to 300 seconds");
       }
+    } else if (k == "batch") {
+      out.batch = std::atoi(v.c_str());
+      // Each write puts up to five keys; etcd allows 128 operations per transaction.
+      if (out.batch < 1 || out.batch > 16) {
+        throw std::runtime_error("store URL " + url + ": batch must be 1 to 16 writes");
+      }
     } else {
       throw std::runtime_error("store URL " + url + ": unknown parameter \"" + k +
-                               "\" (ca, cert, key, prefix, lease)");
+                               "\" (ca, cert, key, prefix, lease, batch)");
     }
   }
   if (out.prefix.empty() || out.prefix.front() != '/') {
@@ -245,7 +254,10 @@ class EtcdStore : public Store {
  public:
   explicit EtcdStore(const std::string& url) : url_(url), cfg_(parse_etcd_url(url)) {}
 
+  // In a shared transaction; alone when that one failed (maybe for another write).
   bool insert_certificate(const CertRecord& cert) override {
+    const std::string ck = cert_key(cert.serial);
+    if (batcher_.commit({{absent(ck)}, cert_puts(cert), {ck}})) return true;
     return put_certificate(cert) != Put::kTaken;
   }
 
@@ -416,6 +428,34 @@ class EtcdStore : public Store {
     throw StoreUnavailable("etcd store: the CRL number kept conflicting");
   }
 
+  // crl/current holds the CRL, meta/crl_published its number: a replica that has the CRL
+  // reads only the number. Put together, only over a lower number.
+  bool publish_crl(const PublishedCrl& crl) override {
+    const std::string number = cfg_.prefix + "meta/crl_published";
+    for (int i = 0; i < kMaxConflicts; ++i) {
+      const auto n = get(number);
+      if (n && std::stoll(n->value) >= crl.number) return false;
+      if (txn({unchanged(number, n ? n->mod_revision : 0)},
+              {put_op(number, std::to_string(crl.number)),
+               put_op(cfg_.prefix + "crl/current", store_internal::crl_text(crl))})
+              .value("succeeded", false)) {
+        return true;
+      }
+    }
+    throw StoreUnavailable("etcd store: publishing the CRL kept conflicting");
+  }
+
+  int64_t published_crl_number() override {
+    const auto n = get(cfg_.prefix + "meta/crl_published");
+    return n ? std::stoll(n->value) : 0;
+  }
+
+  std::optional<PublishedCrl> published_crl() override {
+    const auto kv = get(cfg_.prefix + "crl/current");
+    if (!kv) return std::nullopt;
+    return store_internal::crl_of_text(kv->value);
+  }
+
   bool insert_token(const TokenRecord& token) override {
     return create(token_key(token.id), token_json_record(token).dump());
   }
@@ -423,7 +463,9 @@ class EtcdStore : public Store {
   // A token as the member at hand has it (a serializable read: no consensus round). What
   // was read is kept for use_token, whose transaction compares its revision anyway.
   std::optional<TokenRecord> find_token(const std::string& id) override {
-    const auto kv = get(token_key(id), /*serializable=*/true);
+    auto kv = get(token_key(id), /*serializable=*/true);
+    // Not on this member yet (made a moment ago through another): ask the leader.
+    if (!kv) kv = get(token_key(id));
     if (!kv) return std::nullopt;
     remember(*kv);
     return token_of(json::parse(kv->value));
@@ -453,26 +495,42 @@ class EtcdStore : public Store {
   }
 
   // The token's use and the certificate in one transaction: it succeeds only if the token
-  // is as read (no other replica spent a use meanwhile) and the serial is new.
+  // is as read (no other replica spent a use meanwhile) and the serial is new. First in a
+  // transaction shared with other requests (TxnBatcher), with the token as find_token read
+  // it; when that failed, alone, with the token as etcd has it now.
   TokenUse use_token(const std::string& id, const CertRecord& cert, int64_t now) override {
     const std::string tk = token_key(id), ck = cert_key(cert.serial);
+    if (const auto kv = recall(tk)) {
+      TokenRecord t = token_of(json::parse(kv->value));
+      if (const TokenUse u = token_refusal(t, now); u != TokenUse::kOk) return u;
+      ++t.uses;
+      const std::string value = token_json_record(t).dump();
+      std::vector<json> ops = cert_puts(cert);
+      ops.push_back(put_op(tk, value));
+      if (const int64_t rev =
+              batcher_.commit({{unchanged(tk, kv->mod_revision), absent(ck)}, ops, {tk, ck}})) {
+        remember({tk, value, rev, kv->create_revision});  // this token's next use skips a read
+        return TokenUse::kOk;
+      }
+    }
     for (int i = 0; i < kMaxConflicts; ++i) {
-      // First with the token as find_token read it; after a conflict, as etcd has it now.
-      const auto kv = i == 0 ? recall(tk) : get(tk);
+      const auto kv = get(tk);
       if (!kv) return TokenUse::kUnknown;
       TokenRecord t = token_of(json::parse(kv->value));
-      if (t.revoked) return TokenUse::kRevoked;
-      if (now >= t.expires_at) return TokenUse::kExpired;
-      if (t.uses >= t.uses_allowed) return TokenUse::kUsedUp;
+      if (const TokenUse u = token_refusal(t, now); u != TokenUse::kOk) return u;
       ++t.uses;
+      const std::string value = token_json_record(t).dump();
       std::vector<json> ops = cert_puts(cert);
-      ops.push_back(put_op(tk, token_json_record(t).dump()));
+      ops.push_back(put_op(tk, value));
       const json r = txn({unchanged(tk, kv->mod_revision), absent(ck)}, ops, {range_op(ck)});
-      if (r.value("succeeded", false)) return TokenUse::kOk;
+      if (r.value("succeeded", false)) {
+        remember({tk, value, num(r.at("header"), "revision"), kv->create_revision});
+        return TokenUse::kOk;
+      }
       const json held = txn_kvs(r, 0);
       if (!held.empty()) {
-        // This very record: call() sent the transaction again after an answer was lost,
-        // and the first send had committed (the token's use with it).
+        // This very record: a transaction (this one, or the shared one above) was sent again
+        // after an answer was lost, and the first send had committed, the token's use with it.
         return value_of(held) == cert_json(cert).dump() ? TokenUse::kOk
                                                         : TokenUse::kDuplicateSerial;
       }
@@ -510,6 +568,8 @@ class EtcdStore : public Store {
     const json kvs = txn_kvs(r, 0);
     return !kvs.empty() && unb64(kvs[0].value("value", std::string())) == me;
   }
+
+  std::chrono::seconds lease_ttl() const override { return std::chrono::seconds(cfg_.lease_ttl); }
 
   void bind_ca(const std::string& pin) override {
     const std::string key = cfg_.prefix + "meta/ca_pin";
@@ -640,11 +700,13 @@ class EtcdStore : public Store {
     return kv_of(r["kvs"][0]);
   }
 
-  // Recently read tokens, bounded: a token's next use can skip its read.
+  // Recently read or written tokens, bounded: a token's next use can skip its read. A read
+  // from a member that is behind never replaces a newer revision.
   void remember(const Kv& kv) {
     std::lock_guard<std::mutex> lock(mu_);
     if (recent_.size() >= 4096) recent_.clear();
-    recent_[kv.key] = kv;
+    auto& held = recent_[kv.key];
+    if (kv.mod_revision >= held.mod_revision) held = kv;
   }
   std::optional<Kv> recall(const std::string& key) {
     {
@@ -756,6 +818,10 @@ class EtcdStore : public Store {
     if (idle_[e].size() < 16) idle_[e].push_back(std::move(c));
   }
 
+  static TokenUse token_refusal(const TokenRecord& t, int64_t now) {
+    return store_internal::check_token(t.revoked, t.expires_at, t.uses_allowed, t.uses, now);
+  }
+
   std::string url_;
   EtcdUrl cfg_;
   std::mutex lease_mu_;
@@ -767,6 +833,13 @@ class EtcdStore : public Store {
   std::map<std::string, Kv> recent_;  // guarded by mu_
   std::mutex revkey_mu_;
   std::atomic<bool> revkeys_checked_{false};  // mark_old_revocations has run
+  // Up to cfg_.batch writes per transaction.
+  store_internal::TxnBatcher batcher_{
+      [this](const std::vector<json>& compares, const std::vector<json>& puts) -> int64_t {
+        const json r = txn(compares, puts);
+        return r.value("succeeded", false) ? num(r.at("header"), "revision") : 0;
+      },
+      static_cast<size_t>(cfg_.batch)};
 };
 
 }  // namespace

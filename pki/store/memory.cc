@@ -129,6 +129,21 @@ class MemoryStore : public Store {
     return b;
   }
 
+  bool publish_crl(const PublishedCrl& crl) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (crl_ && crl_->number >= crl.number) return false;
+    crl_ = crl;
+    return true;
+  }
+  int64_t published_crl_number() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return crl_ ? crl_->number : 0;
+  }
+  std::optional<PublishedCrl> published_crl() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return crl_;
+  }
+
   bool insert_token(const TokenRecord& token) override {
     std::lock_guard<std::mutex> lock(mu_);
     return tokens_.emplace(token.id, token).second;
@@ -217,6 +232,7 @@ class MemoryStore : public Store {
   std::map<std::string, TokenRecord> tokens_;
   int64_t revocations_ = 0;
   int64_t crl_number_ = 0;
+  std::optional<PublishedCrl> crl_;
 };
 
 }  // namespace

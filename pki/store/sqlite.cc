@@ -424,6 +424,36 @@ class SqliteStore : public Store {
     }
   }
 
+  // The CRL in meta: "crl" (crl_text) and its number in "crl_published", so a request for
+  // the CRL reads one short row while it has not changed.
+  bool publish_crl(const PublishedCrl& crl) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    const std::string what = "publishing CRL " + std::to_string(crl.number);
+    Transaction txn(*this, what);
+    if (meta_number("crl_published", what) >= crl.number) return false;
+    for (const auto& [k, v] : {std::pair<std::string, std::string>{"crl", crl_text(crl)},
+                               {"crl_published", std::to_string(crl.number)}}) {
+      Stmt s = prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", what);
+      s.bind(1, k);
+      s.bind(2, v);
+      s.step();
+    }
+    txn.commit();
+    return true;
+  }
+
+  int64_t published_crl_number() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return meta_number("crl_published", "reading the published CRL number");
+  }
+
+  std::optional<PublishedCrl> published_crl() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s = prepare("SELECT value FROM meta WHERE key = 'crl'", "reading the published CRL");
+    if (!s.step()) return std::nullopt;
+    return crl_of_text(s.text(0));
+  }
+
   void bind_ca(const std::string& pin) override {
     std::lock_guard<std::mutex> lock(mu_);
     const std::string what = "binding the store to CA " + pin;
@@ -710,6 +740,12 @@ class SqliteStore : public Store {
     Stmt s = prepare("SELECT value FROM meta WHERE key = 'ca_pin'", what);
     if (!s.step()) return std::nullopt;
     return s.text(0);
+  }
+
+  int64_t meta_number(const char* key, const std::string& what) {
+    Stmt s = prepare("SELECT value FROM meta WHERE key = ?1", what);
+    s.bind(1, std::string(key));
+    return s.step() ? std::stoll(s.text(0)) : 0;
   }
 
   int64_t counter(const char* name, const std::string& what) {

@@ -2,6 +2,7 @@
 // (memory.cc, sqlite.cc, etcd.cc).
 #include "kubeca/store.h"
 
+#include <botan/base64.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <tuple>
 
@@ -16,6 +18,30 @@
 #include "store_internal.h"
 
 namespace kubeca {
+
+std::string store_internal::crl_text(const PublishedCrl& crl) {
+  return nlohmann::json{
+      {"v", 1},
+      {"number", crl.number},
+      {"revocations", crl.revocations},
+      {"this_update", crl.this_update},
+      {"next_update", crl.next_update},
+      {"der",
+       Botan::base64_encode(reinterpret_cast<const uint8_t*>(crl.der.data()), crl.der.size())}}
+      .dump();
+}
+
+PublishedCrl store_internal::crl_of_text(const std::string& text) {
+  const auto j = nlohmann::json::parse(text);
+  PublishedCrl c;
+  c.number = j.at("number");
+  c.revocations = j.at("revocations");
+  c.this_update = j.at("this_update");
+  c.next_update = j.at("next_update");
+  const auto der = Botan::base64_decode(j.at("der").get<std::string>());
+  c.der.assign(der.begin(), der.end());
+  return c;
+}
 
 const char* to_string(TokenUse u) {
   switch (u) {

@@ -19,6 +19,10 @@ bool token_order(const TokenRecord& a, const TokenRecord& b);
 // bind_ca's refusal, the same for every store.
 void check_ca(const std::string& url, const std::string& bound, const std::string& pin);
 
+// A published CRL as one text value (JSON, the DER in base64), for the SQLite and etcd stores.
+std::string crl_text(const PublishedCrl& crl);
+PublishedCrl crl_of_text(const std::string& text);
+
 std::unique_ptr<Store> make_memory_store();
 // `path` is a file name or ":memory:"; `url` names the store in errors. Without `create`,
 // a file removed since open_store checked it is not made again.

@@ -17,6 +17,7 @@
 #include "kubeca/crl.h"
 #include "kubeca/fs.h"
 #include "kubeca/keys.h"
+#include "kubeca/periodic.h"
 #include "kubeca/pki.h"
 #include "kubeca/token.h"
 #include "test_support.h"
@@ -405,14 +406,21 @@ TEST_F(IssuerTest, CrlNumbersIncreaseAndRevocationDatesStay) {
       EXPECT_EQ(e.expire_time().to_std_timepoint(), when.to_std_timepoint());
     }
   }
-  // A restart continues the numbers from the store.
+  // A restart serves the published CRL; its first periodic round (it leads: one process
+  // owns the store) makes the next one, continuing the numbers from the store.
   issuer_ = make_issuer(config_);
+  EXPECT_EQ(crl().crl_number(), two.crl_number());
+  PeriodicWork work(*issuer_, *store_, nullptr);
+  ASSERT_TRUE(work.round());
   EXPECT_GT(crl().crl_number(), two.crl_number());
-  // A revocation through the store alone (the CLI) reaches the kept CRL.
+  // A revocation through the store alone (a CLI that did not publish) reaches the CRL at
+  // the leader's next round.
   auto k3 = key();
   const Issuance c = sign(token("n1", "127.0.0.2"), *k3);
   const auto before = crl();
   ASSERT_TRUE(store_->revoke_certificate(c.serial, 1, unix_now()));
+  EXPECT_EQ(crl().crl_number(), before.crl_number());
+  ASSERT_TRUE(work.round());
   const auto after = crl();
   EXPECT_GT(after.crl_number(), before.crl_number());
   EXPECT_EQ(after.get_revoked().size(), 3u);

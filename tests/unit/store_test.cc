@@ -682,6 +682,43 @@ TEST_P(StoreTest, NextCrlNumbersAndRevoked) {
   }
 }
 
+// The published CRL moves only forward: a lower or equal number changes nothing, and every
+// field (the DER bytes included, zeros too) comes back as it went in.
+TEST_P(StoreTest, PublishedCrlOnlyMovesForward) {
+  EXPECT_EQ(store_->published_crl_number(), 0);
+  EXPECT_FALSE(store_->published_crl());
+  PublishedCrl c;
+  c.number = 5;
+  c.revocations = 2;
+  c.this_update = kNow;
+  c.next_update = kNow + 86400;
+  c.der = std::string("\x30\x00\xff\x01", 4);
+  EXPECT_TRUE(store_->publish_crl(c));
+  PublishedCrl older = c;
+  older.number = 4;
+  older.der = "older";
+  EXPECT_FALSE(store_->publish_crl(older));
+  PublishedCrl same = c;
+  same.der = "same";
+  EXPECT_FALSE(store_->publish_crl(same));
+  EXPECT_EQ(store_->published_crl_number(), 5);
+  auto got = store_->published_crl();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->number, 5);
+  EXPECT_EQ(got->revocations, 2);
+  EXPECT_EQ(got->this_update, kNow);
+  EXPECT_EQ(got->next_update, kNow + 86400);
+  EXPECT_EQ(got->der, c.der);
+  if (auto peer = open_peer()) {
+    PublishedCrl newer = c;
+    newer.number = 6;
+    newer.der = "newer";
+    EXPECT_TRUE(peer->publish_crl(newer));
+    EXPECT_EQ(store_->published_crl_number(), 6);
+    EXPECT_EQ(store_->published_crl()->der, "newer");
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreTest,
                          ::testing::Values(Backend::kMemory, Backend::kSqliteMemory,
                                            Backend::kSqliteFile, Backend::kEtcd),

@@ -31,6 +31,13 @@ Crl make_crl(const Ca& ca, const std::vector<CertRecord>& records, int64_t numbe
 Crl make_crl(const Ca& ca, Store& store, TimePoint now,
              std::chrono::seconds lifetime = std::chrono::hours(24));
 
+// The form a CRL is published in (Store::publish_crl).
+PublishedCrl published_of(const Crl& crl);
+// make_crl, then published so every replica of the service serves it (unless one with a
+// higher number was published meanwhile).
+Crl make_and_publish_crl(const Ca& ca, Store& store, TimePoint now,
+                         std::chrono::seconds lifetime = std::chrono::hours(24));
+
 // Hex SHA-256 of a SubjectPublicKeyInfo (CertRecord::key_hash).
 std::string key_hash_of(const std::vector<uint8_t>& spki);
 // The identity a certificate keeps across renewals: profile, subject, SANs, node.

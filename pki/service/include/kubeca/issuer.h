@@ -114,8 +114,12 @@ class Issuer {
   std::vector<CertRecord> revoke_node(const Caller& caller, const std::string& node,
                                       const std::optional<std::string>& reason);
 
-  // The current CRL: made again on revocation and before half its life.
+  // The CRL every replica serves: the store's published one (made here only when none is,
+  // or it is past three quarters of its life).
   Crl current_crl();
+  // Makes and publishes a new CRL when `force`, when the store's revocation count moved or
+  // half the CRL's life passed: the periodic work of the replica that leads (PeriodicWork).
+  void refresh_crl(bool force = false);
   // Seconds `remote` must wait before trying token `token_id` again ("" for a missing or
   // malformed token); 0 when it may try now. The answer's Retry-After.
   int blocked(const std::string& remote, const std::string& token_id);

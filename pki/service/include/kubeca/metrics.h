@@ -36,6 +36,11 @@ class Metrics {
   // Reads the followed store when it was never read or changed outside; requests go on
   // meanwhile (the hooks do not wait for it).
   void refresh(int64_t now);
+  // The whole store's certificates, counted again (the periodic work's leader does it), as
+  // refresh() does: without blocking the hooks, what they report meanwhile applied after.
+  void count_store(Store& store, int64_t now);
+  // Whether this replica does the periodic work: its gauges are the ones to trust.
+  void set_leader(bool leading);
   void certificate_issued(const CertRecord& cert);   // counts it and adds it to the live ones
   void certificate_revoked(const CertRecord& cert);  // idempotent
   void set_ca_not_after(int64_t unix_seconds);

@@ -28,6 +28,10 @@ struct ServeOptions {
   int max_failures = 10;  // failed token attempts from one address before 429
   std::chrono::seconds failure_window{60};
   std::chrono::seconds crl_lifetime{86400};  // nextUpdate - thisUpdate of each CRL
+  // The periodic work (kubeca/periodic.h): between rounds (0: the store's lease TTL / 3),
+  // and how often its leader counts the store's certificates for the gauges.
+  std::chrono::milliseconds periodic_every{0};
+  std::chrono::seconds count_every{60};
   std::string audit_log;  // a file (appended, one JSON line per decision); empty: stdout
 };
 

@@ -2,6 +2,7 @@
 // SQLite (sqlite:PATH, WAL, shared by `kubeca serve` and the CLI) or memory (tests).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -34,6 +35,15 @@ struct CrlBasis {
   int64_t number = 0;       // the CRL Number for the new CRL: one more than the last one taken
   int64_t revocations = 0;  // revocation_count() at that moment
   std::vector<CertRecord> revoked;
+};
+
+// The CRL every replica serves (Store::publish_crl): the one with the highest CRL Number.
+struct PublishedCrl {
+  int64_t number = 0;       // its CRL Number
+  int64_t revocations = 0;  // revocation_count() it was made from
+  int64_t this_update = 0;  // unix seconds
+  int64_t next_update = 0;
+  std::string der;
 };
 
 struct TokenRecord {
@@ -114,6 +124,13 @@ class Store {
   // reads the revoked certificates.
   virtual CrlBasis next_crl() = 0;
 
+  // Keeps `crl` as the CRL to serve when its number is higher than the published one's;
+  // false (nothing changes) otherwise, so the CRL served only moves forward.
+  virtual bool publish_crl(const PublishedCrl& crl) = 0;
+  // The published CRL's number, 0 when none: one small read, to tell whether a copy is stale.
+  virtual int64_t published_crl_number() = 0;
+  virtual std::optional<PublishedCrl> published_crl() = 0;
+
   // False when the id exists.
   virtual bool insert_token(const TokenRecord& token) = 0;
   virtual std::optional<TokenRecord> find_token(const std::string& id) = 0;
@@ -132,6 +149,9 @@ class Store {
     (void)task;
     return true;
   }
+  // The lease's TTL: how long a dead leader keeps its tasks. Zero for a store one process
+  // owns (it always leads).
+  virtual std::chrono::seconds lease_ttl() const { return std::chrono::seconds(0); }
 
   // Ties the store to the CA whose pin ("sha256:HEX" of its SubjectPublicKeyInfo, ca_pin())
   // is given: the first call records it, later ones must give the same pin. Throws
