@@ -40,12 +40,14 @@ int store_migrate(const std::vector<std::string>& args) {
                 {"certificates", n.certificates},
                 {"revoked", n.revoked},
                 {"tokens", n.tokens},
+                {"crl_number", n.crl_number},
                 {"verified", true}},
                format);
     return 0;
   }
   std::cout << "copied " << n.certificates << " certificates (" << n.revoked << " revoked) and "
-            << n.tokens << " tokens from " << from_url << " to " << to_url << "; verified\n";
+            << n.tokens << " tokens from " << from_url << " to " << to_url
+            << "; verified; CRL Numbers go on above " << n.crl_number << "\n";
   return 0;
 }
 

@@ -44,6 +44,14 @@ CopyCounts copy_store(Store& from, Store& to, const std::function<void(size_t, s
     ++n.tokens;
     if (progress) progress(++done, total);
   }
+  // The CRL Number only increases: the target goes on above every number the source took
+  // (taking one more there costs nothing; the source is being left), and serves its CRL.
+  n.crl_number = from.next_crl().number;
+  to.raise_crl_number(n.crl_number);
+  if (const auto crl = from.published_crl()) to.publish_crl(*crl);
+  if (to.next_crl().number <= n.crl_number) {
+    throw std::runtime_error("the target's CRL number did not move past the source's");
+  }
   // Read back: what the target holds is what the source held, field by field.
   std::map<std::string, CertRecord> copied;
   for (auto& c : to.list_certificates()) copied.emplace(c.serial, std::move(c));

@@ -428,6 +428,20 @@ class EtcdStore : public Store {
     throw StoreUnavailable("etcd store: the CRL number kept conflicting");
   }
 
+  void raise_crl_number(int64_t number_in) override {
+    const std::string number = cfg_.prefix + "meta/crl_number";
+    for (int i = 0; i < kMaxConflicts; ++i) {
+      const auto n = get(number);
+      if (n && std::stoll(n->value) >= number_in) return;
+      if (txn({unchanged(number, n ? n->mod_revision : 0)},
+              {put_op(number, std::to_string(number_in))})
+              .value("succeeded", false)) {
+        return;
+      }
+    }
+    throw StoreUnavailable("etcd store: the CRL number kept conflicting");
+  }
+
   // crl/current holds the CRL, meta/crl_published its number: a replica that has the CRL
   // reads only the number. Put together, only over a lower number.
   bool publish_crl(const PublishedCrl& crl) override {

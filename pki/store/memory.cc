@@ -129,6 +129,11 @@ class MemoryStore : public Store {
     return b;
   }
 
+  void raise_crl_number(int64_t number) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    crl_number_ = std::max(crl_number_, number);
+  }
+
   bool publish_crl(const PublishedCrl& crl) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (crl_ && crl_->number >= crl.number) return false;

@@ -311,6 +311,14 @@ class SqliteStore : public Store {
     return counter("revocations", "reading the revocation count");
   }
 
+  void raise_crl_number(int64_t number) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    const std::string what = "raising the CRL number";
+    Stmt s = prepare("UPDATE counters SET value = max(value, ?1) WHERE name = 'crl_number'", what);
+    s.bind(1, number);
+    s.step();
+  }
+
   CrlBasis next_crl() override {
     std::lock_guard<std::mutex> lock(mu_);
     const std::string what = "taking the next CRL number";

@@ -330,6 +330,10 @@ class CountingStore : public Store {
   }
   int64_t revocation_count() override { return s_.revocation_count(); }
   CrlBasis next_crl() override { return s_.next_crl(); }
+  void raise_crl_number(int64_t n) override { s_.raise_crl_number(n); }
+  bool publish_crl(const PublishedCrl& crl) override { return s_.publish_crl(crl); }
+  int64_t published_crl_number() override { return s_.published_crl_number(); }
+  std::optional<PublishedCrl> published_crl() override { return s_.published_crl(); }
   bool insert_token(const TokenRecord& t) override { return s_.insert_token(t); }
   std::optional<TokenRecord> find_token(const std::string& id) override {
     return s_.find_token(id);

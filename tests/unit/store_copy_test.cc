@@ -52,6 +52,33 @@ void fill(Store& s) {
   ASSERT_TRUE(s.insert_certificate(cert("0b", "revoked")));
   ASSERT_TRUE(s.insert_token(token("aaaaaa", 2, false)));
   ASSERT_TRUE(s.insert_token(token("bbbbbb", 0, true)));
+  for (int i = 0; i < 5; ++i) s.next_crl();
+  PublishedCrl crl;
+  crl.number = 5;
+  crl.revocations = 1;
+  crl.this_update = 1'800'000'100;
+  crl.next_update = crl.this_update + 86400;
+  crl.der = std::string("\x30\x03\x02\x01\x05", 5);
+  ASSERT_TRUE(s.publish_crl(crl));
+}
+
+// The CRL Number only goes up across a migration, and the CRL served moves with the records.
+void expect_crl_moved(Store& s) {
+  const auto crl = s.published_crl();
+  ASSERT_TRUE(crl);
+  EXPECT_EQ(crl->number, 5);
+  EXPECT_EQ(crl->der, std::string("\x30\x03\x02\x01\x05", 5));
+  EXPECT_GT(s.next_crl().number, 5);
+}
+
+TEST_F(StoreCopyTest, TheCrlNumberOnlyGoesUpAcrossMigrations) {
+  auto src = open_store("memory:");
+  fill(*src);
+  auto dst = open_store(sqlite("c.db"));
+  EXPECT_GE(copy_store(*src, *dst).crl_number, 5);
+  expect_crl_moved(*dst);
+  dst->raise_crl_number(2);  // never lowers it
+  EXPECT_GT(dst->next_crl().number, 7);
 }
 
 TEST_F(StoreCopyTest, SqliteToEtcdAndBackKeepsEveryRecord) {
@@ -82,6 +109,8 @@ TEST_F(StoreCopyTest, SqliteToEtcdAndBackKeepsEveryRecord) {
   EXPECT_EQ(t->uses, 2);
   EXPECT_TRUE(back->find_token("bbbbbb")->revoked);
   EXPECT_EQ(back->list_certificates().size(), 2u);
+  expect_crl_moved(*mid);
+  expect_crl_moved(*back);
 }
 
 TEST_F(StoreCopyTest, NonEmptyTargetRefusedAndUntouched) {

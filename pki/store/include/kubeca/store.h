@@ -123,6 +123,9 @@ class Store {
   // In one transaction: takes the next CRL Number (persisted, never handed out twice) and
   // reads the revoked certificates.
   virtual CrlBasis next_crl() = 0;
+  // Makes the next CRL Number at least `number` + 1 (store migrate: the new store never hands
+  // out a number the old one did). Never lowers it.
+  virtual void raise_crl_number(int64_t number) = 0;
 
   // Keeps `crl` as the CRL to serve when its number is higher than the published one's;
   // false (nothing changes) otherwise, so the CRL served only moves forward.
