@@ -155,7 +155,7 @@ CREATE TABLE tokens (id TEXT PRIMARY KEY NOT NULL, secret_hash TEXT NOT NULL, no
   revoked INTEGER NOT NULL DEFAULT 0);
 PRAGMA user_version = 1; PRAGMA application_id = 1802855011;"
 kc 0 crl --out "$T/v1.crl" --store "sqlite:$V1" --pki "$P"
-expect_eq "version 1 store migrated" "$(sqlite3 "$V1" "pragma user_version")" 3
+expect_eq "version 1 store migrated" "$(sqlite3 "$V1" "pragma user_version")" 4
 expect_eq "version 1 store bound to the CA" \
   "$(sqlite3 "$V1" "select value from meta where key = 'ca_pin'")" "$pin"
 kc 2 crl --out "$T/v1-other.crl" --store "sqlite:$V1" --pki "$T/other"

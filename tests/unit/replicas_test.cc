@@ -120,6 +120,9 @@ TEST_F(ReplicasTest, OneLeaderThenTakeoverWithinTheTtlAndTheCrlNumberOnlyGoesUp)
   a->work->start();
   ASSERT_TRUE(waits_for([&] { return a->work->leading(); }, 2s));
   b->work->start();
+  // B's gauges are read from the store once, at its first scrape (here, before A issues).
+  EXPECT_EQ(b->metrics.render(unix_now()).find("kubeca_certificates_live{profile=\"kubelet\"}"),
+            std::string::npos);
   // A certificate issued through the leader: the follower only learns of it from the store.
   auto k = generate_key(KeyAlgorithm::kEcdsaP256, thread_rng());
   sign(*a->issuer, token(*a->store, "n1", "127.0.0.2"), *k);
@@ -145,7 +148,8 @@ TEST_F(ReplicasTest, OneLeaderThenTakeoverWithinTheTtlAndTheCrlNumberOnlyGoesUp)
   EXPECT_EQ(a->issuer->current_crl().der, b->issuer->current_crl().der);
   EXPECT_NE(a->metrics.render(unix_now()).find("kubeca_periodic_leader 1\n"), std::string::npos);
   EXPECT_NE(b->metrics.render(unix_now()).find("kubeca_periodic_leader 0\n"), std::string::npos);
-  // B's own gauges: loaded before A issued, so without A's certificate.
+  // B's own gauges: loaded before A issued, and an etcd store is not re-read per scrape, so
+  // without A's certificate.
   EXPECT_EQ(b->metrics.render(unix_now()).find("kubeca_certificates_live{profile=\"kubelet\"}"),
             std::string::npos);
 
