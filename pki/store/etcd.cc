@@ -821,6 +821,9 @@ class EtcdStore : public Store {
       c = std::make_unique<httplib::Client>("http://" + url_host(ep.host) + ":" + ep.port);
     }
     c->set_keep_alive(true);
+    // A request goes out as headers then body: with Nagle's algorithm the body waits for
+    // etcd's delayed ACK of the headers.
+    c->set_tcp_nodelay(true);
     c->set_connection_timeout(std::chrono::seconds(2));
     c->set_read_timeout(std::chrono::seconds(5));
     c->set_write_timeout(std::chrono::seconds(5));
