@@ -428,35 +428,32 @@ class EtcdStore : public Store {
     throw StoreUnavailable("etcd store: the CRL number kept conflicting");
   }
 
-  void raise_crl_number(int64_t number_in) override {
-    const std::string number = cfg_.prefix + "meta/crl_number";
-    for (int i = 0; i < kMaxConflicts; ++i) {
-      const auto n = get(number);
-      if (n && std::stoll(n->value) >= number_in) return;
-      if (txn({unchanged(number, n ? n->mod_revision : 0)},
-              {put_op(number, std::to_string(number_in))})
-              .value("succeeded", false)) {
-        return;
-      }
-    }
-    throw StoreUnavailable("etcd store: the CRL number kept conflicting");
+  void raise_crl_number(int64_t number) override {
+    put_if_higher("meta/crl_number", number, {}, "the CRL number");
   }
 
   // crl/current holds the CRL, meta/crl_published its number: a replica that has the CRL
   // reads only the number. Put together, only over a lower number.
   bool publish_crl(const PublishedCrl& crl) override {
-    const std::string number = cfg_.prefix + "meta/crl_published";
+    return put_if_higher("meta/crl_published", crl.number,
+                         {put_op(cfg_.prefix + "crl/current", store_internal::crl_text(crl))},
+                         "publishing the CRL");
+  }
+
+  // Puts `number` under the counter `name` (below the prefix), with `also` in the same
+  // transaction, unless the counter is already at or above it: false then, nothing written.
+  bool put_if_higher(const std::string& name, int64_t number, std::vector<json> also,
+                     const std::string& what) {
+    const std::string key = cfg_.prefix + name;
+    also.push_back(put_op(key, std::to_string(number)));
     for (int i = 0; i < kMaxConflicts; ++i) {
-      const auto n = get(number);
-      if (n && std::stoll(n->value) >= crl.number) return false;
-      if (txn({unchanged(number, n ? n->mod_revision : 0)},
-              {put_op(number, std::to_string(crl.number)),
-               put_op(cfg_.prefix + "crl/current", store_internal::crl_text(crl))})
-              .value("succeeded", false)) {
+      const auto n = get(key);
+      if (n && std::stoll(n->value) >= number) return false;
+      if (txn({unchanged(key, n ? n->mod_revision : 0)}, also).value("succeeded", false)) {
         return true;
       }
     }
-    throw StoreUnavailable("etcd store: publishing the CRL kept conflicting");
+    throw StoreUnavailable("etcd store: " + what + " kept conflicting");
   }
 
   int64_t published_crl_number() override {
